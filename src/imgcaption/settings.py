@@ -1,0 +1,63 @@
+"""All configuration in one place, read from ``IMGCAPTION_*`` environment variables (or a ``.env`` file).
+
+The CLI, the Lambda handler and the library read the same names, so a deployment is configured the same way as a
+laptop: ``IMGCAPTION_MODEL=/opt/model IMGCAPTION_PRECISION=int8 ...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imgcaption.generation import GenerationOptions, Precision
+
+DEFAULT_MODEL = "nlpconnect/vit-gpt2-image-captioning"
+DEFAULT_REVISION = "dc68f91c06a1ba6f15268e5b9c13ae7a7c514084"
+"""The hub commit of DEFAULT_MODEL we pin, so a deployment never picks up a changed model silently."""
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+"""50 MiB: larger than any camera JPEG; refuses giant uploads before they are read."""
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""100 megapixels, checked from the header: above a 108 MP phone photo's 12000×9000, far below bomb sizes."""
+
+
+def default_db_path() -> Path:
+    """Where the CLI's SQLite store lives unless ``--db`` / ``IMGCAPTION_DB`` says otherwise."""
+    return Path.home() / ".imgcaption" / "captions.db"
+
+
+class Settings(BaseSettings):
+    """Every knob, with the environment variable that sets it (``IMGCAPTION_`` + field name, any case)."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGCAPTION_", env_file=".env", extra="ignore")
+
+    model: str = Field(default=DEFAULT_MODEL, description="Hub id or local model directory.")
+    revision: str | None = Field(
+        default=None, description="Hub revision; defaults to the pinned commit when model is the default hub id."
+    )
+    precision: Precision = Field(default="fp32", description="fp32 (exact) or a fast mode: int8, bf16.")
+    num_beams: int = Field(default=4, ge=1, le=16)
+    max_length: int | None = Field(default=16, ge=2, le=256)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=255)
+    batch_size: int = Field(default=8, ge=1, le=256)
+    threads: int | None = Field(default=None, ge=1, description="Torch threads; default: CPUs this process may use.")
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
+    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
+    db: Path = Field(default_factory=default_db_path, description="SQLite store used by the CLI.")
+    table_name: str | None = Field(default=None, description="DynamoDB table used by the Lambda handler.")
+
+    @property
+    def generation(self) -> GenerationOptions:
+        return GenerationOptions(
+            num_beams=self.num_beams, max_length=self.max_length, max_new_tokens=self.max_new_tokens
+        )
+
+    @property
+    def resolved_revision(self) -> str | None:
+        if self.revision is None and self.model == DEFAULT_MODEL:
+            return DEFAULT_REVISION
+        return self.revision

@@ -1,0 +1,14 @@
+"""Helpers for tests, benchmarks and the offline demo: models built locally, never downloaded.
+
+``save_random_model`` writes a model directory that loads through exactly the code path of the real model
+(``Captioner.from_pretrained(directory)``): the real vit-gpt2 config, preprocessor config and GPT-2 tokenizer
+(vendored in ``vit_gpt2/``, Apache-2.0, see its NOTICE.md) with random weights. ``full`` has the real architecture
+and cost (~239M parameters) for benchmarks; ``tiny`` is the same architecture shrunk for unit tests.
+Captions from random weights are gibberish: they test plumbing, determinism and speed, not wording.
+"""
+
+from __future__ import annotations
+
+from imgcaption.testing.random_model import VENDORED_MODEL_FILES, ModelSize, save_random_model
+
+__all__ = ["VENDORED_MODEL_FILES", "ModelSize", "save_random_model"]
