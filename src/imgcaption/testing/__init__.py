@@ -5,10 +5,12 @@
 (vendored in ``vit_gpt2/``, Apache-2.0, see its NOTICE.md) with random weights. ``full`` has the real architecture
 and cost (~239M parameters) for benchmarks; ``tiny`` is the same architecture shrunk for unit tests.
 Captions from random weights are gibberish: they test plumbing, determinism and speed, not wording.
+``MemorySource`` and ``MemoryStore`` are in-memory implementations of the ports.
 """
 
 from __future__ import annotations
 
+from imgcaption.testing.fakes import MemorySource, MemoryStore
 from imgcaption.testing.random_model import VENDORED_MODEL_FILES, ModelSize, save_random_model
 
-__all__ = ["VENDORED_MODEL_FILES", "ModelSize", "save_random_model"]
+__all__ = ["VENDORED_MODEL_FILES", "MemorySource", "MemoryStore", "ModelSize", "save_random_model"]

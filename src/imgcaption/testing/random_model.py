@@ -15,8 +15,13 @@ VENDORED_MODEL_FILES = Path(__file__).with_name("vit_gpt2")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "generation_config.json")
 
 # Same architecture, shrunk: a few MB (mostly the 50257-row embedding), builds and runs in well under a second.
-_TINY_ENCODER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-                 "patch_size": 32}
+_TINY_ENCODER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "patch_size": 32,
+}
 _TINY_DECODER = {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64, "n_ctx": 64}
 
 
@@ -43,7 +48,7 @@ def save_random_model(directory: str | Path, size: ModelSize = "tiny", seed: int
     config = VisionEncoderDecoderConfig.from_dict(vendored_config(size))
     torch.manual_seed(seed)
     model = VisionEncoderDecoderModel(config)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     model.save_pretrained(target)
     for name in _TOKENIZER_FILES:
         shutil.copyfile(VENDORED_MODEL_FILES / name, target / name)

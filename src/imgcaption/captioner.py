@@ -1,0 +1,308 @@
+"""The :class:`Captioner`: images in, :class:`~imgcaption.results.Caption` results out.
+
+Inference keeps the three stages of a transformers pipeline visible — :meth:`Captioner.preprocess` (pixels to
+tensor), :meth:`Captioner.forward` (``generate``) and :meth:`Captioner.postprocess` (tokens to text) — so a faster
+backend replaces ``forward`` only. Batching, error isolation and provenance live here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from imgcaption.errors import CaptioningError, ConfigurationError, ImgCaptionError
+from imgcaption.generation import GenerationOptions, Precision
+from imgcaption.images import ImageInput, LoadedImage, describe_source, load_image
+from imgcaption.ports import CaptionSignature
+from imgcaption.results import Caption, CaptionFailure
+from imgcaption.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Settings
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from imgcaption.model_loading import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+
+def failure_from_error(
+    error: BaseException,
+    source: str,
+    *,
+    model: str,
+    revision: str | None = None,
+    precision: Precision = "fp32",
+    generation: GenerationOptions | None = None,
+    sha256: str | None = None,
+) -> CaptionFailure:
+    """Record an error as a result, so every input ends as exactly one outcome."""
+    message = error.message if isinstance(error, ImgCaptionError) else str(error) or repr(error)
+    retryable = error.retryable if isinstance(error, ImgCaptionError) else False
+    return CaptionFailure(
+        source=source,
+        model=model,
+        revision=revision,
+        precision=precision,
+        generation=generation or GenerationOptions(),
+        sha256=sha256,
+        error_type=type(error).__name__,
+        message=message,
+        retryable=retryable,
+    )
+
+
+class Captioner:
+    """A loaded captioning model with its generation defaults. Thread-compatible: decode in threads, infer in one."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        generation: GenerationOptions | None = None,
+        precision: Precision = "fp32",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        threads: int | None = None,
+    ) -> None:
+        self._model = loaded.model
+        self._processor = loaded.processor
+        self._tokenizer = loaded.tokenizer
+        self.model_id = loaded.model_id
+        self.revision = loaded.revision
+        self.precision: Precision = precision
+        self.generation = generation or GenerationOptions()
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.threads = threads
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | None = None,
+        revision: str | None = None,
+        *,
+        generation: GenerationOptions | None = None,
+        precision: Precision | None = None,
+        threads: int | None = None,
+        max_bytes: int | None = None,
+        max_pixels: int | None = None,
+        local_files_only: bool | None = None,
+        settings: Settings | None = None,
+    ) -> Captioner:
+        """Load from a hub id (revision pinned for the default model) or a local directory.
+
+        Arguments left as ``None`` come from :class:`~imgcaption.settings.Settings` (``IMGCAPTION_*``).
+        """
+        from imgcaption.model_loading import load_model
+        from imgcaption.threads import configure_torch_threads
+
+        settings = settings or Settings()
+        reference = model or settings.model
+        if revision is None and reference == settings.model:
+            revision = settings.resolved_revision
+        chosen_precision: Precision = precision or settings.precision
+        used_threads = configure_torch_threads(threads or settings.threads)
+        started = time.perf_counter()
+        loaded = load_model(
+            reference,
+            revision,
+            local_files_only=settings.local_files_only if local_files_only is None else local_files_only,
+        )
+        loaded = _apply_precision(loaded, chosen_precision)
+        logger.info(
+            "loaded %s@%s (%s) in %.2fs with %d threads",
+            loaded.model_id,
+            loaded.revision,
+            chosen_precision,
+            time.perf_counter() - started,
+            used_threads,
+        )
+        return cls(
+            loaded,
+            generation=generation or settings.generation,
+            precision=chosen_precision,
+            max_bytes=max_bytes or settings.max_bytes,
+            max_pixels=max_pixels or settings.max_pixels,
+            threads=used_threads,
+        )
+
+    # ---------------------------------------------------------------- public API
+
+    @property
+    def signature(self) -> CaptionSignature:
+        """What identifies captions made by this captioner with its default options."""
+        return CaptionSignature(self.model_id, self.revision, self.precision, self.generation)
+
+    def load(self, item: ImageInput, *, source: str | None = None) -> LoadedImage:
+        """Decode one input with this captioner's caps. Safe to call from worker threads."""
+        return load_image(item, source=source, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    def caption(
+        self, image: ImageInput, *, source: str | None = None, generation: GenerationOptions | None = None
+    ) -> Caption:
+        """Caption one image; raises an :class:`~imgcaption.errors.ImgCaptionError` if it cannot."""
+        result = self.caption_many([image], sources=[source] if source else None, generation=generation)[0]
+        if isinstance(result, CaptionFailure):
+            raise _error_from_failure(result)
+        return result
+
+    def caption_many(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        batch_size: int = 8,
+        generation: GenerationOptions | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> list[Caption | CaptionFailure]:
+        """Caption many inputs in batches. Order is kept; a bad input becomes a failure for that item only."""
+        items = list(images)
+        names = list(sources) if sources is not None else [None] * len(items)
+        if len(names) != len(items):
+            raise ConfigurationError(f"got {len(items)} images but {len(names)} sources")
+        results: list[Caption | CaptionFailure] = []
+        for start in range(0, len(items), max(1, batch_size)):
+            chunk = items[start : start + batch_size]
+            decoded = [
+                self._timed_load(item, name)
+                for item, name in zip(chunk, names[start : start + batch_size], strict=True)
+            ]
+            results.extend(self.caption_decoded(decoded, generation=generation))
+        return results
+
+    def caption_decoded(
+        self,
+        decoded: Sequence[tuple[LoadedImage, float] | CaptionFailure],
+        *,
+        generation: GenerationOptions | None = None,
+    ) -> list[Caption | CaptionFailure]:
+        """Caption images already decoded (with their decode time in ms); failures pass through in place.
+
+        This is the pipeline's entry point: it decodes in background threads and hands batches here.
+        """
+        options = generation or self.generation
+        ready = [entry for entry in decoded if not isinstance(entry, CaptionFailure)]
+        texts: dict[int, str | BaseException] = {}
+        infer_ms = 0.0
+        if ready:
+            started = time.perf_counter()
+            batch = [loaded.image for loaded, _ in ready]
+            texts = dict(enumerate(self._texts_isolating_failures(batch, options)))
+            infer_ms = (time.perf_counter() - started) * 1000 / len(ready)
+        results: list[Caption | CaptionFailure] = []
+        position = 0
+        for entry in decoded:
+            if isinstance(entry, CaptionFailure):
+                results.append(entry)
+                continue
+            loaded, decode_ms = entry
+            text = texts[position]
+            position += 1
+            if isinstance(text, BaseException):
+                results.append(self.failure(text, loaded.source, sha256=loaded.sha256, generation=options))
+            else:
+                results.append(
+                    Caption(
+                        text=text,
+                        source=loaded.source,
+                        model=self.model_id,
+                        revision=self.revision,
+                        precision=self.precision,
+                        generation=options,
+                        width=loaded.width,
+                        height=loaded.height,
+                        sha256=loaded.sha256,
+                        elapsed_ms=round(decode_ms + infer_ms, 3),
+                    )
+                )
+        return results
+
+    def failure(
+        self,
+        error: BaseException,
+        source: str,
+        *,
+        sha256: str | None = None,
+        generation: GenerationOptions | None = None,
+    ) -> CaptionFailure:
+        """A :class:`CaptionFailure` with this captioner's provenance."""
+        return failure_from_error(
+            error,
+            source,
+            model=self.model_id,
+            revision=self.revision,
+            precision=self.precision,
+            generation=generation or self.generation,
+            sha256=sha256,
+        )
+
+    # ---------------------------------------------------------------- the three stages
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images to the normalized 224×224 pixel tensor the encoder expects."""
+        pixel_values: torch.Tensor = self._processor(images=list(images), return_tensors="pt").pixel_values
+        return pixel_values
+
+    def forward(self, pixel_values: torch.Tensor, generation: GenerationOptions) -> torch.Tensor:
+        """Token ids for a batch of pixel tensors: the only stage a faster backend needs to replace."""
+        import torch
+
+        with torch.inference_mode():
+            output: torch.Tensor = self._model.generate(pixel_values, **generation.generate_kwargs())
+        return output
+
+    def postprocess(self, token_ids: torch.Tensor) -> list[str]:
+        texts = self._tokenizer.batch_decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return [text.strip() for text in texts]
+
+    # ---------------------------------------------------------------- internals
+
+    def _timed_load(self, item: ImageInput, source: str | None) -> tuple[LoadedImage, float] | CaptionFailure:
+        name = describe_source(item, source)
+        started = time.perf_counter()
+        try:
+            loaded = self.load(item, source=name)
+        except ImgCaptionError as exc:
+            return self.failure(exc, name)
+        return loaded, (time.perf_counter() - started) * 1000
+
+    def _texts(self, images: Sequence[Image.Image], options: GenerationOptions) -> list[str]:
+        return self.postprocess(self.forward(self.preprocess(images), options))
+
+    def _texts_isolating_failures(
+        self, images: Sequence[Image.Image], options: GenerationOptions
+    ) -> list[str | BaseException]:
+        """Caption a batch; if the batch fails, retry one by one so only the culprit fails."""
+        try:
+            return list(self._texts(images, options))
+        except Exception as batch_error:
+            if len(images) == 1:
+                logger.exception("captioning failed")
+                return [CaptioningError(f"inference failed: {type(batch_error).__name__}: {batch_error}")]
+            logger.warning("batch of %d failed (%s); retrying images one by one", len(images), batch_error)
+        outcomes: list[str | BaseException] = []
+        for image in images:
+            outcomes.extend(self._texts_isolating_failures([image], options))
+        return outcomes
+
+
+def _error_from_failure(failure: CaptionFailure) -> ImgCaptionError:
+    from imgcaption import errors
+
+    error_class = getattr(errors, failure.error_type, None)
+    if not (isinstance(error_class, type) and issubclass(error_class, ImgCaptionError)):
+        error_class = CaptioningError
+    return error_class(failure.message, source=failure.source, retryable=failure.retryable)
+
+
+def _apply_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+    """fp32 is the model as published. Fast modes are prepared by :mod:`imgcaption.precision`."""
+    if precision == "fp32":
+        return loaded
+    from imgcaption.precision import prepare_for_precision
+
+    return prepare_for_precision(loaded, precision)

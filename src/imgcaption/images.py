@@ -1,0 +1,252 @@
+"""Turn whatever the caller has (path, bytes, file object, PIL image) into an upright RGB image, or a typed error.
+
+The format is detected from the content, never the extension. Caps are checked before work is done: the byte cap
+before the input is read in full, the pixel cap from the header before pixels are decoded. Large JPEGs decode at a
+reduced scale (``draft``) because the model only sees 224×224.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TypeAlias
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from imgcaption.errors import (
+    ImageDecodeError,
+    ImageError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    SourceError,
+    UnsupportedImageError,
+)
+from imgcaption.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+logger = logging.getLogger(__name__)
+
+ImageInput: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | Image.Image
+"""Anything :func:`load_image` accepts."""
+
+MODEL_INPUT_SIZE = 224
+DRAFT_SIZE = 2 * MODEL_INPUT_SIZE
+"""JPEGs decode at the smallest DCT scale still at least this big: 8× less work for a 12 MP photo, same caption."""
+
+_HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def _register_optional_plugins() -> None:
+    """HEIC/HEIF when ``pillow-heif`` is installed (``pip install imgcaption[heif]``); AVIF is built into Pillow."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+
+
+_register_optional_plugins()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    """An upright RGB image ready for the model, with facts about the original."""
+
+    image: Image.Image
+    source: str
+    width: int
+    height: int
+    sha256: str
+    format: str | None
+    byte_size: int | None
+
+
+def describe_source(item: ImageInput, source: str | None = None) -> str:
+    """A human-readable name for an input, used in results and error messages."""
+    if source is not None:
+        return source
+    if isinstance(item, str | os.PathLike):
+        return os.fspath(item)
+    if isinstance(item, Image.Image):
+        return getattr(item, "filename", "") or "<PIL.Image>"
+    if isinstance(item, bytes | bytearray | memoryview):
+        return "<bytes>"
+    name = getattr(item, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+def read_capped(item: ImageInput, source: str, max_bytes: int) -> bytes:
+    """Read the raw bytes of a path, buffer or stream, refusing anything over ``max_bytes`` without reading it all."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        data = bytes(item)
+    elif isinstance(item, str | os.PathLike):
+        path = Path(item)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ImageTooLargeError(f"{size} bytes exceeds the byte cap of {max_bytes}", source=source)
+            with path.open("rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except FileNotFoundError as exc:
+            raise ImageNotFoundError("no such file", source=source) from exc
+        except IsADirectoryError as exc:
+            raise UnsupportedImageError("is a directory, not an image file", source=source) from exc
+        except PermissionError as exc:
+            raise SourceError(f"permission denied: {exc.strerror}", source=source) from exc
+        except OSError as exc:
+            raise SourceError(f"cannot read: {exc.strerror or exc}", source=source) from exc
+    elif isinstance(item, Image.Image):
+        raise TypeError("a PIL image has no bytes to read")
+    else:
+        try:
+            data = item.read(max_bytes + 1)
+        except OSError as exc:
+            raise SourceError(f"cannot read stream: {exc}", source=source) from exc
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"more than the byte cap of {max_bytes} bytes", source=source)
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)", source=source)
+    return data
+
+
+def load_image(
+    item: ImageInput,
+    *,
+    source: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> LoadedImage:
+    """Decode ``item`` into an upright RGB image; raise an :class:`~imgcaption.errors.ImageError` if it is not one."""
+    name = describe_source(item, source)
+    if isinstance(item, Image.Image):
+        return _from_pil(item, name, max_pixels)
+    data = read_capped(item, name, max_bytes)
+    return decode_bytes(data, source=name, max_pixels=max_pixels)
+
+
+def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode already-read bytes (e.g. an S3 object body)."""
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)", source=source)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel cap below replaces Pillow's bomb warning; its hard DecompressionBombError still applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+            frame_format = opened.format
+            _check_pixels(opened.size, source, max_pixels)
+            width, height = _oriented_size(opened)
+            if frame_format == "JPEG":
+                opened.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
+            opened.load()
+            rgb = to_rgb(_upright(opened, source))
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"decompression bomb refused: {exc}", source=source) from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImageError(
+            f"not an image, or a format this install cannot read ({_sniff(data)})", source=source
+        ) from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError("ran out of memory decoding", source=source) from exc
+    except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, EOFError... on bad data
+        raise ImageDecodeError(f"cannot decode {frame_format or 'image'}: {exc}", source=source) from exc
+    return LoadedImage(rgb, source, width, height, digest, frame_format, len(data))
+
+
+def _from_pil(image: Image.Image, source: str, max_pixels: int) -> LoadedImage:
+    _check_pixels(image.size, source, max_pixels)
+    try:
+        width, height = _oriented_size(image)
+        rgb = to_rgb(_upright(image, source))
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageDecodeError(f"cannot use this PIL image: {exc}", source=source) from exc
+    digest = hashlib.sha256(f"{rgb.mode}{rgb.size}".encode() + rgb.tobytes()).hexdigest()
+    return LoadedImage(rgb, source, width, height, digest, image.format, None)
+
+
+def _check_pixels(size: tuple[int, int], source: str, max_pixels: int) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"invalid dimensions {width}×{height}", source=source)
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{width}×{height} = {width * height} pixels exceeds the pixel cap of {max_pixels}", source=source
+        )
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(0x0112, 1)  # 0x0112 = Orientation
+        return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+    except Exception as exc:  # a bogus EXIF block must not cost us the image: caption it as stored
+        logger.warning("ignoring unreadable EXIF in %s: %s", getattr(image, "filename", "image"), exc)
+        return 1
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    width, height = image.size
+    return (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
+
+
+def _upright(image: Image.Image, source: str) -> Image.Image:
+    """Apply the EXIF orientation (1–8) so the model sees what a person sees."""
+    if _orientation(image) == 1:
+        return image
+    try:
+        transposed = ImageOps.exif_transpose(image)
+    except Exception as exc:
+        logger.warning("%s: EXIF orientation could not be applied, captioning as stored: %s", source, exc)
+        return image
+    return transposed if transposed is not None else image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited on white, as a viewer would show it."""
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        image = _to_8bit_gray(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _to_8bit_gray(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale scaled to 0–255 (Pillow's own convert would clip everything above 255)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+        scaled = (pixels - low) / (high - low) * 255.0 if high > low else np.zeros_like(pixels)
+    else:
+        scaled = np.clip(pixels, 0, 65535) / 257.0
+    return Image.fromarray(np.nan_to_num(scaled).round().astype(np.uint8))
+
+
+def _sniff(data: bytes) -> str:
+    """A hint for the error message about what the bytes actually are."""
+    head = data[:64].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "looks like HTML"
+    if head.startswith((b"<?xml", b"<svg")):
+        return "looks like XML/SVG, which is not supported"
+    if head.startswith(b"%pdf"):
+        return "looks like a PDF"
+    if head.startswith(b"pk\x03\x04"):
+        return "looks like a ZIP archive"
+    try:
+        data[:256].decode("utf-8")
+    except UnicodeDecodeError:
+        return f"unknown binary data starting {data[:8].hex()}"
+    return "looks like text"

@@ -1,0 +1,111 @@
+"""Load a vit-gpt2 style captioning model from a hub id (pinned revision) or a local directory.
+
+Loading never falls back to anything: a missing or broken model is a :class:`ModelLoadError` that says which model,
+what was tried, and how to point imgcaption at a local copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgcaption.errors import ModelLoadError
+
+PROVENANCE_FILE = "imgcaption-model.json"
+"""Written next to a model we prepared (Docker build, ``imgcaption optimize``): where it came from and how."""
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_HINT = (
+    "Point IMGCAPTION_MODEL (or --model) at a local model directory, e.g. one made with "
+    "`huggingface-cli download nlpconnect/vit-gpt2-image-captioning --local-dir DIR` on a machine with network."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """The three pieces ``generate`` needs, plus their provenance."""
+
+    model: Any  # transformers.VisionEncoderDecoderModel
+    processor: Any  # transformers.ViTImageProcessor
+    tokenizer: Any  # transformers PreTrainedTokenizerFast
+    model_id: str
+    revision: str | None
+    provenance: dict[str, Any]
+
+
+def looks_like_path(reference: str) -> bool:
+    return reference.startswith(("/", "./", "../", "~", ".\\")) or Path(reference).expanduser().exists()
+
+
+def read_provenance(directory: Path) -> dict[str, Any]:
+    file = directory / PROVENANCE_FILE
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"unreadable {PROVENANCE_FILE}: {exc}", source=str(directory)) from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _local_revision(directory: Path, provenance: dict[str, Any]) -> str | None:
+    """A local dir knows its revision from our provenance file, or from a hub cache ``snapshots/<commit>`` path."""
+    recorded = provenance.get("revision")
+    if isinstance(recorded, str):
+        return recorded
+    return directory.name if _COMMIT.match(directory.name) else None
+
+
+def _image_processor_class() -> Any:
+    """``ViTImageProcessor``; without torchvision transformers 5 uses its Pillow twin, so ask for that directly."""
+    import transformers
+
+    return getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
+
+
+def load_model(
+    reference: str, revision: str | None = None, *, local_files_only: bool = False, dtype: Any = None
+) -> LoadedModel:
+    """Load model, image processor and tokenizer from ``reference`` (hub id or directory)."""
+    directory = Path(reference).expanduser()
+    if directory.is_dir():
+        provenance = read_provenance(directory)
+        location: str = str(directory)
+        options: dict[str, Any] = {}
+        model_id = str(provenance.get("model_id") or directory)
+        resolved_revision = _local_revision(directory, provenance)
+        tried = f"the local directory {directory}"
+    elif looks_like_path(reference):
+        raise ModelLoadError(f"no model directory at {directory}. {_HINT}", source=reference)
+    else:
+        provenance = {}
+        location = reference
+        options = {"revision": revision, "local_files_only": local_files_only}
+        model_id = reference
+        resolved_revision = revision
+        tried = f"the hub id {reference!r} at revision {revision or 'main (unpinned)'}" + (
+            " from the local cache only" if local_files_only else " (cache, then download)"
+        )
+    try:
+        import torch
+        from transformers import AutoTokenizer, VisionEncoderDecoderModel
+
+        processor_class = _image_processor_class()
+        model = VisionEncoderDecoderModel.from_pretrained(location, dtype=dtype or torch.float32, **options)
+        processor = processor_class.from_pretrained(location, **options)
+        tokenizer = AutoTokenizer.from_pretrained(location, **options)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not load the captioning model from {tried}: {type(exc).__name__}: {exc}. {_HINT}",
+            source=reference,
+        ) from exc
+    if resolved_revision is None:
+        commit = getattr(model.config, "_commit_hash", None)
+        resolved_revision = commit if isinstance(commit, str) else None
+    model.eval()  # type: ignore[no-untyped-call]
+    return LoadedModel(model, processor, tokenizer, model_id, resolved_revision, provenance)
