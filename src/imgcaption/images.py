@@ -134,9 +134,12 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
     if not data:
         raise ImageDecodeError("empty file (0 bytes)", source=source)
     digest = hashlib.sha256(data).hexdigest()
+    frame_format: str | None = None
     try:
-        with warnings.catch_warnings():
-            # Our own pixel cap below replaces Pillow's bomb warning; its hard DecompressionBombError still applies.
+        with warnings.catch_warnings(record=True) as caught:
+            # Pillow warns about recoverable damage (corrupt EXIF...): decode anyway and log it, below.
+            warnings.simplefilter("always")
+            # Our own pixel cap replaces Pillow's bomb warning; its hard DecompressionBombError still applies.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
             frame_format = opened.format
@@ -149,8 +152,12 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"decompression bomb refused: {exc}", source=source) from exc
+        # Pillow refuses > 2 × Image.MAX_IMAGE_PIXELS in open(), before our own check could run.
+        raise ImageTooLargeError(f"decompression bomb refused, exceeds the pixel cap: {exc}", source=source) from exc
     except UnidentifiedImageError as exc:
+        claimed = _magic_format(data)
+        if claimed is not None:  # it says it is an image, so it is a damaged one rather than something else
+            raise ImageDecodeError(f"corrupt {claimed} that cannot be decoded: {exc}", source=source) from exc
         raise UnsupportedImageError(
             f"not an image, or a format this install cannot read ({_sniff(data)})", source=source
         ) from exc
@@ -158,6 +165,8 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageTooLargeError("ran out of memory decoding", source=source) from exc
     except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, EOFError... on bad data
         raise ImageDecodeError(f"cannot decode {frame_format or 'image'}: {exc}", source=source) from exc
+    for warning in caught:
+        logger.warning("%s: %s", source, warning.message)
     return LoadedImage(rgb, source, width, height, digest, frame_format, len(data))
 
 
@@ -232,6 +241,26 @@ def _to_8bit_gray(image: Image.Image) -> Image.Image:
     else:
         scaled = np.clip(pixels, 0, 65535) / 257.0
     return Image.fromarray(np.nan_to_num(scaled).round().astype(np.uint8))
+
+
+_MAGIC_NUMBERS = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+}
+
+
+def _magic_format(data: bytes) -> str | None:
+    for magic, name in _MAGIC_NUMBERS.items():
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
 
 
 def _sniff(data: bytes) -> str:

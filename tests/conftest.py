@@ -1,0 +1,38 @@
+"""Shared fixtures. Nothing here touches the network: models are built locally from vendored configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model hub; transformers and huggingface_hub honour these.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight, shrunk vit-gpt2 directory, built once per test session."""
+    from imgcaption.testing import save_random_model
+
+    return save_random_model(tmp_path_factory.mktemp("models") / "tiny-vit-gpt2", "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_captioner(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    """One loaded tiny captioner shared by tests that only read from it."""
+    from imgcaption import Captioner
+
+    return Captioner.from_pretrained(str(tiny_model_dir), threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the developer's ~/.imgcaption or IMGCAPTION_* variables by accident."""
+    for name in list(os.environ):
+        if name.startswith("IMGCAPTION_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("IMGCAPTION_DB", str(tmp_path / "captions.db"))

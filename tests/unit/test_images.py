@@ -1,0 +1,273 @@
+"""Image loading: every odd file becomes an upright RGB image or a typed error that names it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, features
+
+from imagefactory import animated, encode, png_claiming_size, upright_pattern, with_orientation
+from imgcaption import errors
+from imgcaption.images import load_image
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_so_the_model_sees_the_upright_image(orientation: int) -> None:
+    upright = upright_pattern()
+    loaded = load_image(with_orientation(upright, orientation))
+    assert loaded.image.size == upright.size
+    assert (loaded.width, loaded.height) == upright.size
+    assert np.array_equal(pixels(loaded.image), pixels(upright))
+
+
+def test_exif_orientation_also_works_for_jpeg_within_compression_noise() -> None:
+    upright = upright_pattern(160, 96)
+    loaded = load_image(with_orientation(upright, 6, fmt="JPEG"))
+    assert loaded.image.size == upright.size
+    assert np.abs(pixels(loaded.image) - pixels(upright)).mean() < 8
+
+
+def test_a_broken_exif_block_does_not_cost_the_image() -> None:
+    jpeg = encode(upright_pattern(), "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff garbage")
+    assert load_image(jpeg).image.mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [
+        ("PNG", {}),
+        ("JPEG", {"quality": 90}),
+        ("WEBP", {"lossless": True}),
+        ("TIFF", {}),
+        ("BMP", {}),
+        ("GIF", {}),
+        ("PPM", {}),
+    ],
+)
+def test_common_formats_decode_to_rgb_with_their_size_and_format(fmt: str, params: dict[str, object]) -> None:
+    data = encode(upright_pattern(), fmt, **params)
+    loaded = load_image(data)
+    assert loaded.image.mode == "RGB"
+    assert (loaded.width, loaded.height) == (64, 40)
+    assert loaded.format == fmt
+    assert loaded.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF codec")
+def test_avif_decodes() -> None:
+    assert load_image(encode(upright_pattern(), "AVIF")).format == "AVIF"
+
+
+def test_heic_decodes_when_pillow_heif_is_installed() -> None:
+    pytest.importorskip("pillow_heif")
+    loaded = load_image(encode(upright_pattern(), "HEIF"))
+    assert loaded.format in {"HEIF", "HEIC"}
+    assert loaded.image.mode == "RGB"
+
+
+def test_format_comes_from_content_not_from_the_file_name(tmp_path: Path) -> None:
+    misnamed = tmp_path / "actually-a-png.jpg"
+    misnamed.write_bytes(encode(upright_pattern(), "PNG"))
+    assert load_image(misnamed).format == "PNG"
+
+
+def test_cmyk_jpeg_becomes_rgb() -> None:
+    cmyk = Image.new("CMYK", (32, 32), (0, 255, 255, 0))  # pure red in CMYK
+    loaded = load_image(encode(cmyk, "JPEG"))
+    red, green, blue = loaded.image.getpixel((16, 16))  # type: ignore[misc]
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_16_bit_grayscale_keeps_its_tones_instead_of_clipping_to_white() -> None:
+    gradient = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(1, 64).repeat(8, axis=0)
+    loaded = load_image(encode(Image.fromarray(gradient), "PNG"))
+    row = pixels(loaded.image)[0, :, 0]
+    assert row[0] == 0 and row[-1] == 255
+    assert 100 < row[32] < 160
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA", "PA"])
+def test_transparency_is_composited_on_white(mode: str) -> None:
+    image = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+    image.paste((0, 0, 0, 255), (0, 0, 8, 16))  # left half opaque black, right half transparent
+    source = image.convert(mode) if mode != "PA" else image.convert("P", palette=Image.Palette.ADAPTIVE)
+    loaded = load_image(encode(source.convert("RGBA") if mode == "PA" else source, "PNG"))
+    assert loaded.image.getpixel((2, 8)) == (0, 0, 0)
+    assert loaded.image.getpixel((12, 8)) == (255, 255, 255)
+
+
+def test_palette_image_with_a_transparent_index_is_composited_on_white() -> None:
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.paste(1, (0, 0, 8, 16))
+    loaded = load_image(encode(palette, "PNG", transparency=0))
+    assert loaded.image.getpixel((2, 8)) == (255, 0, 0)
+    assert loaded.image.getpixel((12, 8)) == (255, 255, 255)
+
+
+def test_grayscale_with_a_transparent_value_is_composited_on_white() -> None:
+    gray = Image.new("L", (16, 16), 0)
+    gray.paste(128, (0, 0, 8, 16))
+    loaded = load_image(encode(gray, "PNG", transparency=0))
+    assert loaded.image.getpixel((2, 8)) == (128, 128, 128)
+    assert loaded.image.getpixel((12, 8)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_animations_are_captioned_from_their_first_frame(fmt: str) -> None:
+    loaded = load_image(animated(fmt))
+    red, green, blue = loaded.image.getpixel((16, 16))  # type: ignore[misc]
+    assert red > 200 and green < 50 and blue < 50
+
+
+def test_large_jpegs_decode_at_reduced_scale_but_report_their_real_size() -> None:
+    big = Image.new("RGB", (4000, 3000), (30, 120, 200))
+    loaded = load_image(encode(big, "JPEG", quality=80))
+    assert (loaded.width, loaded.height) == (4000, 3000)
+    assert max(loaded.image.size) <= 1000
+    assert min(loaded.image.size) >= 448
+
+
+def test_all_input_kinds_give_the_same_image(tmp_path: Path) -> None:
+    data = encode(upright_pattern(), "PNG")
+    path = tmp_path / "pattern.png"
+    path.write_bytes(data)
+    from_path = load_image(path)
+    from_str = load_image(str(path))
+    from_bytes = load_image(data)
+    from_stream = load_image(io.BytesIO(data))
+    from_pil = load_image(Image.open(io.BytesIO(data)))
+    reference = pixels(from_path.image)
+    for loaded in (from_str, from_bytes, from_stream, from_pil):
+        assert np.array_equal(pixels(loaded.image), reference)
+    assert from_path.source == str(path)
+    assert from_bytes.source == "<bytes>"
+    assert from_path.sha256 == from_bytes.sha256 == from_stream.sha256
+
+
+# ------------------------------------------------------------------ refused inputs
+
+
+def test_empty_file_is_a_decode_error_naming_the_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    with pytest.raises(errors.ImageDecodeError, match="empty") as raised:
+        load_image(empty)
+    assert raised.value.source == str(empty)
+    assert str(empty) in str(raised.value)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_files_are_decode_errors(fmt: str) -> None:
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    data = encode(noisy, fmt)
+    with pytest.raises(errors.ImageDecodeError):
+        load_image(data[: len(data) // 2], source="half.img")
+
+
+def test_corrupt_png_chunk_crc_is_a_decode_error() -> None:
+    data = bytearray(encode(upright_pattern(), "PNG"))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 17] ^= 0xFF  # first byte of the IHDR chunk's CRC
+    with pytest.raises(errors.ImageDecodeError):
+        load_image(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("content", "hint"),
+    [
+        (b"hello, this is a text file", "text"),
+        (b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
+        (b"%PDF-1.7\n...", "PDF"),
+        (bytes(range(256)) * 4, "binary"),
+    ],
+)
+def test_non_images_are_unsupported_with_a_hint_of_what_they_are(content: bytes, hint: str) -> None:
+    with pytest.raises(errors.UnsupportedImageError, match=hint):
+        load_image(content, source="photo.jpg")
+
+
+@pytest.mark.parametrize("side", [12_000, 40_000])
+def test_decompression_bomb_is_refused_from_the_header_before_decoding(side: int) -> None:
+    with pytest.raises(errors.ImageTooLargeError, match="pixel cap"):
+        load_image(png_claiming_size(side, side))
+
+
+def test_pixel_cap_is_configurable() -> None:
+    data = encode(Image.new("RGB", (100, 100)), "PNG")
+    with pytest.raises(errors.ImageTooLargeError, match="10000 pixels"):
+        load_image(data, max_pixels=9_999)
+    assert load_image(data, max_pixels=10_000).width == 100
+
+
+def test_byte_cap_refuses_a_file_from_its_size_without_reading_it(tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(encode(upright_pattern(), "PNG") + b"\0" * 10_000)
+    with pytest.raises(errors.ImageTooLargeError, match="byte cap"):
+        load_image(big, max_bytes=1_000)
+
+
+def test_byte_cap_reads_at_most_one_byte_past_the_cap_from_a_stream() -> None:
+    stream = io.BytesIO(b"x" * 100_000)
+    with pytest.raises(errors.ImageTooLargeError):
+        load_image(stream, max_bytes=1_000)
+    assert stream.tell() == 1_001
+
+
+def test_missing_file_and_directory_are_typed_errors(tmp_path: Path) -> None:
+    with pytest.raises(errors.ImageNotFoundError):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(errors.UnsupportedImageError, match="directory"):
+        load_image(tmp_path)
+
+
+def test_image_errors_are_not_retryable() -> None:
+    with pytest.raises(errors.ImgCaptionError) as raised:
+        load_image(b"garbage")
+    assert raised.value.retryable is False
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_arbitrary_bytes_give_an_rgb_image_or_a_typed_error(data: bytes) -> None:
+    try:
+        loaded = load_image(data)
+    except errors.ImgCaptionError as error:
+        assert error.source == "<bytes>"
+    else:
+        assert loaded.image.mode == "RGB"
+
+
+_PREFIXES = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP", b"II*\x00", b"BM"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_PREFIXES), st.binary(max_size=2048))
+def test_arbitrary_bytes_behind_a_real_magic_number_give_an_image_or_a_typed_error(magic: bytes, rest: bytes) -> None:
+    try:
+        loaded = load_image(magic + rest, max_pixels=4_000_000)
+    except errors.ImgCaptionError:
+        return
+    assert loaded.image.mode == "RGB"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_real_images_give_an_image_or_a_typed_error(data: st.DataObject) -> None:
+    original = bytearray(encode(upright_pattern(), data.draw(st.sampled_from(["PNG", "JPEG", "GIF", "WEBP", "TIFF"]))))
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(original) - 1))
+        original[position] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(errors.ImgCaptionError):
+        load_image(bytes(original), max_pixels=4_000_000)
