@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,15 +88,18 @@ def read_capped(item: ImageInput, source: str, max_bytes: int) -> bytes:
     elif isinstance(item, str | os.PathLike):
         path = Path(item)
         try:
-            size = path.stat().st_size
+            status = path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                # A FIFO or device would block or never end; a directory is not an image either.
+                kind = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+                raise UnsupportedImageError(f"is {kind}, not an image file", source=source)
+            size = status.st_size
             if size > max_bytes:
                 raise ImageTooLargeError(f"{size} bytes exceeds the byte cap of {max_bytes}", source=source)
             with path.open("rb") as handle:
                 data = handle.read(max_bytes + 1)
         except FileNotFoundError as exc:
             raise ImageNotFoundError("no such file", source=source) from exc
-        except IsADirectoryError as exc:
-            raise UnsupportedImageError("is a directory, not an image file", source=source) from exc
         except PermissionError as exc:
             raise SourceError(f"permission denied: {exc.strerror}", source=source) from exc
         except OSError as exc:
