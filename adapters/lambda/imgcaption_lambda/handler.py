@@ -1,0 +1,76 @@
+"""AWS Lambda handler: S3 / SQS / EventBridge / Batch Operations events → captions in DynamoDB.
+
+Thin on purpose: parsing, the pipeline, the store and the partial batch response live in
+:class:`imgcaption.aws.processor.EventProcessor`, which the local ``imgcaption worker`` runs too. This module adds
+what only Lambda has: structured logs and CloudWatch metrics (powertools), and a model loaded once per execution
+environment — during the init phase when running in Lambda, so the cold start is paid before the first event.
+
+Configuration (``IMGCAPTION_*``, see :class:`imgcaption.aws.settings.AwsSettings`): ``IMGCAPTION_TABLE_NAME``,
+``IMGCAPTION_MODEL`` (``/opt/model`` in the image), ``IMGCAPTION_PRECISION``, ``IMGCAPTION_NUM_BEAMS``,
+``IMGCAPTION_MAX_LENGTH``, ``IMGCAPTION_MAX_BYTES``, ``IMGCAPTION_MAX_PIXELS``, ``IMGCAPTION_BATCH_SIZE``,
+``IMGCAPTION_TIME_RESERVE_MS``; ``POWERTOOLS_SERVICE_NAME`` and ``POWERTOOLS_METRICS_NAMESPACE`` (default
+``imgcaption``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from imgcaption.aws.processor import EventProcessor, build_processor
+from imgcaption.aws.settings import AwsSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+    from imgcaption.captioner import Captioner
+    from imgcaption.ports import CaptionStore
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "imgcaption")
+logger = Logger(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgcaption"))
+copy_config_to_registered_loggers(source_logger=logger, include={"imgcaption"})
+
+_processor: EventProcessor | None = None
+
+
+def init(
+    settings: AwsSettings | None = None,
+    *,
+    s3: S3Client | None = None,
+    dynamodb: DynamoDBClient | None = None,
+    store: CaptionStore | None = None,
+    captioner: Captioner | None = None,
+) -> EventProcessor:
+    """Build the processor (clients, store, model) once; tests pass their own clients, store or captioner."""
+    global _processor
+    started = time.perf_counter()
+    _processor = build_processor(
+        settings or AwsSettings(), s3=s3, dynamodb=dynamodb, store=store, captioner=captioner, metrics=metrics
+    )
+    signature = _processor.captioner.signature
+    logger.info(
+        "initialised",
+        extra={"init_ms": round((time.perf_counter() - started) * 1000), "model_signature": signature.key},
+    )
+    return _processor
+
+
+def processor() -> EventProcessor:
+    return _processor or init()
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+    return processor().handle(event, context)
+
+
+if os.environ.get("AWS_LAMBDA_RUNTIME_API"):  # inside a Lambda execution environment: load during init
+    init()

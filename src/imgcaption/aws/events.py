@@ -1,0 +1,304 @@
+"""S3 events of every shape AWS (and moto) delivers, turned into :class:`S3ObjectRef` inputs for the pipeline.
+
+Accepted: S3 notifications (every record), the same wrapped in SQS bodies or SNS envelopes, EventBridge
+``Object Created`` events (directly or as an SQS body), S3 Batch Operations invocations (schema 1.0 and 2.0), and
+``s3:TestEvent`` (acknowledged, yields nothing). Object keys arrive URL-encoded (``red flower.jpg`` →
+``red+flower.jpg``, ``+`` → ``%2B``) and are decoded with ``unquote_plus``. Events about anything but a created object
+(``ObjectRemoved:*``, restores, tagging) are acknowledged and ignored.
+
+The models are deliberately lenient pydantic models rather than powertools' parser models: moto's S3→SQS messages
+omit ``userIdentity``, ``requestParameters``, ``responseElements``, ``ownerIdentity`` and ``sequencer``, which
+powertools' ``S3SqsEventNotificationModel`` requires. Only what captioning needs is required: bucket and key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote_plus, unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from imgcaption.aws.uris import S3Location
+from imgcaption.errors import ImgCaptionError
+from imgcaption.ports import ImageRef
+
+EventKind = Literal["sqs", "s3", "sns", "eventbridge", "batch_operations", "test"]
+
+
+class EventParseError(ImgCaptionError):
+    """An event or message that is none of the accepted shapes. Never retryable: it would fail the same way."""
+
+
+@dataclass(frozen=True, slots=True)
+class S3ObjectRef(ImageRef):
+    """An :class:`ImageRef` for an S3 object, with the event time used to order events lacking a ``sequencer``."""
+
+    event_time: str | None = None
+    """ISO-8601 UTC with microseconds (fixed width, so it sorts as text); None when the event had no time."""
+
+    @property
+    def location(self) -> S3Location:
+        bucket, _, key = self.uri[len("s3://") :].partition("/")
+        return S3Location(bucket, key)
+
+
+def object_ref(
+    bucket: str,
+    key: str,
+    *,
+    version_id: str | None = None,
+    etag: str | None = None,
+    size: int | None = None,
+    sequencer: str | None = None,
+    event_time: datetime | str | None = None,
+) -> S3ObjectRef:
+    """An :class:`S3ObjectRef` from already-decoded fields (``"null"`` version ids and quoted ETags normalised)."""
+    return S3ObjectRef(
+        S3Location(bucket, key).uri,
+        version_id=None if version_id in (None, "", "null") else version_id,
+        etag=etag.strip('"') if etag else None,
+        size=size,
+        sequencer=sequencer or None,
+        explicit=True,
+        event_time=normalize_time(event_time),
+    )
+
+
+def normalize_time(value: datetime | str | None) -> str | None:
+    """``2024-05-01T10:00:00.123Z`` → ``2024-05-01T10:00:00.123000+00:00``: one fixed-width UTC spelling."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def decode_key(raw: str) -> str:
+    """S3 event keys are form-encoded: ``+`` is a space, ``%2B`` a plus, ``%2F`` (moto) a slash."""
+    return unquote_plus(raw, encoding="utf-8")
+
+
+def encode_key(key: str) -> str:
+    """The inverse of :func:`decode_key`, as S3 writes keys into notifications (``/`` kept readable)."""
+    return quote_plus(key, safe="/", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- models (lenient on purpose)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _NotificationObject(_Lenient):
+    key: str
+    size: int | None = None
+    e_tag: str | None = Field(default=None, alias="eTag")
+    version_id: str | None = Field(default=None, alias="versionId")
+    sequencer: str | None = None
+
+
+class _NotificationBucket(_Lenient):
+    name: str
+
+
+class _NotificationEntity(_Lenient):
+    bucket: _NotificationBucket
+    object: _NotificationObject
+
+
+class S3NotificationRecord(_Lenient):
+    """One record of an S3 event notification (AWS-documented shape; moto's subset is accepted too)."""
+
+    event_source: str | None = Field(default=None, alias="eventSource")
+    event_name: str = Field(alias="eventName")
+    event_time: str | None = Field(default=None, alias="eventTime")
+    s3: _NotificationEntity
+
+    @property
+    def is_created(self) -> bool:
+        return self.event_name.removeprefix("s3:").startswith("ObjectCreated:")
+
+    def ref(self) -> S3ObjectRef:
+        obj = self.s3.object
+        return object_ref(
+            self.s3.bucket.name,
+            decode_key(obj.key),
+            version_id=obj.version_id,
+            etag=obj.e_tag,
+            size=obj.size,
+            sequencer=obj.sequencer,
+            event_time=self.event_time,
+        )
+
+
+class _S3Notification(_Lenient):
+    records: list[S3NotificationRecord] = Field(alias="Records")
+
+
+class _EventBridgeObject(_Lenient):
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
+class _EventBridgeDetail(_Lenient):
+    bucket: _NotificationBucket
+    object: _EventBridgeObject
+
+
+class EventBridgeS3Event(_Lenient):
+    """An S3 event delivered through EventBridge (``source: aws.s3``)."""
+
+    detail_type: str = Field(alias="detail-type")
+    time: str | None = None
+    detail: _EventBridgeDetail
+
+    def ref(self) -> S3ObjectRef:
+        obj = self.detail.object
+        return object_ref(
+            self.detail.bucket.name,
+            decode_key(obj.key),
+            version_id=obj.version_id,
+            etag=obj.etag,
+            size=obj.size,
+            sequencer=obj.sequencer,
+            event_time=self.time,
+        )
+
+
+class BatchOperationsTask(_Lenient):
+    task_id: str = Field(alias="taskId")
+    s3_key: str = Field(alias="s3Key")
+    s3_version_id: str | None = Field(default=None, alias="s3VersionId")
+    s3_bucket_arn: str | None = Field(default=None, alias="s3BucketArn")
+    """Schema 1.0."""
+    s3_bucket: str | None = Field(default=None, alias="s3Bucket")
+    """Schema 2.0."""
+
+    def ref(self) -> S3ObjectRef:
+        bucket = self.s3_bucket or (self.s3_bucket_arn or "").rpartition(":")[2]
+        if not bucket:
+            raise EventParseError(f"batch operations task {self.task_id} names no bucket")
+        return object_ref(bucket, decode_key(self.s3_key), version_id=self.s3_version_id)
+
+
+class BatchOperationsEvent(_Lenient):
+    """An S3 Batch Operations ``LambdaInvoke`` invocation; the response must report each task."""
+
+    invocation_schema_version: str = Field(alias="invocationSchemaVersion")
+    invocation_id: str = Field(alias="invocationId")
+    tasks: list[BatchOperationsTask]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def classify(event: Mapping[str, Any]) -> EventKind:
+    """Which of the accepted shapes a Lambda event is; :class:`EventParseError` if none."""
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        first = records[0]
+        source = first.get("eventSource") or first.get("EventSource")
+        if source == "aws:sqs":
+            return "sqs"
+        if source == "aws:sns":
+            return "sns"
+        if "s3" in first:
+            return "s3"
+    if isinstance(records, list) and not records:
+        return "s3"  # an empty notification: nothing to do
+    if event.get("Event") == "s3:TestEvent":
+        return "test"
+    if event.get("source") == "aws.s3" and "detail-type" in event:
+        return "eventbridge"
+    if "invocationSchemaVersion" in event and "tasks" in event:
+        return "batch_operations"
+    raise EventParseError(f"unrecognised event with keys {sorted(event)[:8]}")
+
+
+def refs_from_event(event: Mapping[str, Any]) -> list[S3ObjectRef]:
+    """Every created object an event (or an SQS message body, decoded) is about, in delivery order.
+
+    SQS events are handled record by record by the processor (for partial batch failures); passing one here
+    flattens all its bodies.
+    """
+    kind = classify(event)
+    try:
+        if kind == "test":
+            return []
+        if kind == "s3":
+            notification = _S3Notification.model_validate(event)
+            return [record.ref() for record in notification.records if record.is_created]
+        if kind == "eventbridge":
+            bridged = EventBridgeS3Event.model_validate(event)
+            return [bridged.ref()] if bridged.detail_type == "Object Created" else []
+        if kind == "batch_operations":
+            return [task.ref() for task in BatchOperationsEvent.model_validate(event).tasks]
+        if kind == "sns":
+            return [ref for record in event["Records"] for ref in refs_from_body(record["Sns"]["Message"])]
+        return [ref for record in event["Records"] for ref in refs_from_body(record["body"])]
+    except (ValidationError, KeyError, TypeError) as exc:
+        raise EventParseError(f"malformed {kind} event: {exc}") from exc
+
+
+def refs_from_body(body: str) -> list[S3ObjectRef]:
+    """The objects an SQS message body names: an S3 notification, an SNS envelope of one, or an EventBridge event."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise EventParseError(f"message body is not JSON: {body[:80]!r}") from exc
+    if not isinstance(payload, dict):
+        raise EventParseError(f"message body is not a JSON object: {body[:80]!r}")
+    if payload.get("Type") == "Notification" and isinstance(payload.get("Message"), str):
+        return refs_from_body(payload["Message"])  # SNS → SQS without raw message delivery
+    return refs_from_event(payload)
+
+
+# --------------------------------------------------------------------------- building events (backfill, tests)
+
+
+def notification_record(
+    bucket: str,
+    key: str,
+    *,
+    event_name: str = "ObjectCreated:Put",
+    event_time: datetime | str | None = None,
+    size: int | None = None,
+    etag: str | None = None,
+    version_id: str | None = None,
+    sequencer: str | None = None,
+    event_source: str = "aws:s3",
+    region: str = "us-east-1",
+) -> dict[str, Any]:
+    """One S3 notification record in the documented shape, with the key encoded as S3 encodes it."""
+    obj: dict[str, Any] = {"key": encode_key(key)}
+    if size is not None:
+        obj["size"] = size
+    if etag:
+        obj["eTag"] = etag.strip('"')
+    if version_id:
+        obj["versionId"] = version_id
+    if sequencer:
+        obj["sequencer"] = sequencer
+    moment = normalize_time(event_time) or normalize_time(datetime.now(UTC))
+    assert moment is not None
+    return {
+        "eventVersion": "2.1",
+        "eventSource": event_source,
+        "awsRegion": region,
+        "eventTime": moment.replace("+00:00", "Z"),
+        "eventName": event_name,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": obj,
+        },
+    }

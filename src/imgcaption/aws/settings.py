@@ -1,0 +1,22 @@
+"""Settings of the AWS entry points: the core :class:`~imgcaption.settings.Settings` plus where AWS is."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from imgcaption.settings import Settings
+
+
+class AwsSettings(Settings):
+    """``IMGCAPTION_*`` variables of the core settings, plus queue, endpoint and the Lambda time reserve."""
+
+    queue_url: str | None = Field(default=None, description="SQS queue the worker polls and backfill fills.")
+    endpoint_url: str | None = Field(
+        default=None, description="Custom AWS endpoint (moto_server, LocalStack); AWS_ENDPOINT_URL also works."
+    )
+    region: str | None = Field(default=None, description="AWS region; defaults to the SDK's own resolution.")
+    time_reserve_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="Stop starting batches when less than this (plus the slowest batch so far) remains in Lambda.",
+    )

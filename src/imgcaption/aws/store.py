@@ -1,0 +1,275 @@
+"""A :class:`~imgcaption.ports.CaptionStore` in DynamoDB: one item per S3 object, written conditionally.
+
+Table contract (shared with the CDK stack): partition key ``image_id`` (String) = ``s3://<bucket>/<key>`` with the
+key URL-decoded, no sort key. Attributes: ``caption``, ``status`` (``ok``/``failed``), ``error_type``, ``message``,
+``model``, ``revision``, ``precision``, ``generation`` (map) and ``generation_key``, ``signature``, ``version_id``,
+``etag``, ``size``, ``sha256``, ``width``, ``height``, ``elapsed_ms``, ``created_at`` (ISO-8601 UTC), ``sequencer``,
+plus the ordering attributes ``sequencer_key`` (the sequencer left-padded to a fixed width so it compares as text) and
+``event_time``.
+
+Why conditional: S3 delivers events at least once and in no particular order. A write succeeds only when the item
+is new, or the event is newer than the one recorded (by ``sequencer`` when both have one — S3's own per-key order —
+otherwise by event time), or it is the same event bringing a caption where a failure was, or a caption by another
+model signature (a failure never replaces a caption of the same event). So a duplicate never rewrites a record
+and an older event never overwrites a newer one.
+Events without any time (S3 Batch Operations) count as happening when the object was read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from imgcaption.aws.clients import error_code, is_transient
+from imgcaption.aws.events import S3ObjectRef, normalize_time
+from imgcaption.errors import StoreError
+from imgcaption.generation import GenerationOptions
+from imgcaption.ports import CaptionSignature, ImageRef, Outcome
+from imgcaption.results import Caption, CaptionFailure
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+PARTITION_KEY = "image_id"
+SEQUENCER_WIDTH = 64
+"""S3 sequencers are hex strings of varying length; left-padded to this width they compare correctly as text."""
+
+Item = dict[str, Any]
+
+
+def sequencer_key(sequencer: str) -> str:
+    """``"0055AED6DCD90281E5"`` → a fixed-width upper-case form, so a longer sequencer sorts after a shorter one."""
+    return sequencer.strip().upper().rjust(SEQUENCER_WIDTH, "0")
+
+
+@dataclass
+class WriteReport:
+    """What the conditional writes did; ``superseded`` are outcomes a newer (or equal) record already covered."""
+
+    written: int = 0
+    superseded: list[str] = field(default_factory=list)
+
+
+class DynamoDBStore:
+    """Outcomes in a DynamoDB table, one item per object. Thread-safe (boto3 clients are)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.report = WriteReport()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ CaptionStore
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write each outcome conditionally. Writes are idempotent, so recording a batch again after a failure is safe.
+
+        Raises :class:`StoreError` (``retryable`` for throttling and 5xx, after botocore's own retries).
+        """
+        for outcome in outcomes:
+            self._put(outcome)
+
+    def has_caption(self, ref: ImageRef, signature: CaptionSignature) -> bool:
+        item = self.get(ref.uri)
+        if item is None or _s(item, "status") != "ok" or _s(item, "signature") != signature.key:
+            return False
+        stored_etag = _s(item, "etag")
+        return ref.etag is None or stored_etag is None or stored_etag == ref.etag
+
+    def outcomes(self) -> Iterator[Outcome]:
+        paginator = self.client.get_paginator("scan")
+        try:
+            for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True):
+                for item in page.get("Items", []):
+                    yield outcome_from_item(item)
+        except Exception as exc:
+            raise _store_error(exc, "scanning the table failed") from exc
+
+    # ------------------------------------------------------------------ extras
+
+    def get(self, uri: str) -> Item | None:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key={PARTITION_KEY: {"S": uri}}, ConsistentRead=True
+            )
+        except Exception as exc:
+            raise _store_error(exc, "reading an item failed", uri) from exc
+        item: Item | None = response.get("Item")
+        return item
+
+    def _put(self, outcome: Outcome) -> None:
+        item = item_from_outcome(outcome)
+        condition, names, values = write_condition(item)
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                logger.info("kept the newer record for %s (duplicate or out-of-order event)", outcome.ref.uri)
+                with self._lock:
+                    self.report.superseded.append(outcome.ref.uri)
+                return
+            raise _store_error(exc, "writing the outcome failed", outcome.ref.uri) from exc
+        with self._lock:
+            self.report.written += 1
+
+
+def _store_error(exc: BaseException, what: str, uri: str | None = None) -> StoreError:
+    return StoreError(f"{what}: {type(exc).__name__}: {exc}", source=uri, retryable=is_transient(exc))
+
+
+# ---------------------------------------------------------------------- the condition
+
+
+def write_condition(item: Item) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The ``ConditionExpression`` under which ``item`` may replace what is stored (see the module docstring)."""
+    names = {
+        "#id": PARTITION_KEY,
+        "#seq": "sequencer_key",
+        "#t": "event_time",
+        "#st": "status",
+        "#sig": "signature",
+    }
+    values: dict[str, Any] = {":t": item["event_time"], ":ok": {"S": "ok"}, ":sig": item["signature"]}
+    if "sequencer_key" in item:
+        values[":s"] = item["sequencer_key"]
+        newer = "#seq < :s OR (attribute_not_exists(#seq) AND (attribute_not_exists(#t) OR #t < :t))"
+        same = "#seq = :s"
+    else:
+        newer = "attribute_not_exists(#t) OR #t < :t"
+        same = "attribute_not_exists(#seq) AND #t = :t"
+    condition = f"attribute_not_exists(#id) OR {newer}"
+    if item["status"]["S"] == "ok":  # the same event may bring a caption where a failure or another model was
+        condition += f" OR (({same}) AND (#st <> :ok OR #sig <> :sig))"
+    used = set(re.findall(r"[#:]\w+", condition))  # DynamoDB rejects names and values the expression does not use
+    return (
+        condition,
+        {k: v for k, v in names.items() if k in used},
+        {k: v for k, v in values.items() if k in used},
+    )
+
+
+# ---------------------------------------------------------------------- items
+
+
+def item_from_outcome(outcome: Outcome) -> Item:
+    """The DynamoDB item (attribute-value form) for one outcome."""
+    ref, result = outcome.ref, outcome.result
+    signature = CaptionSignature.of(result)
+    generation = result.generation
+    event_time = (ref.event_time if isinstance(ref, S3ObjectRef) else None) or normalize_time(result.created_at)
+    item: Item = {
+        PARTITION_KEY: {"S": ref.uri},
+        "status": {"S": result.status},
+        "model": {"S": result.model},
+        "precision": {"S": result.precision},
+        "generation": {"M": _generation_map(generation)},
+        "generation_key": {"S": generation.key},
+        "signature": {"S": signature.key},
+        "created_at": {"S": result.created_at.isoformat()},
+        "event_time": {"S": event_time},
+    }
+    if ref.uri.startswith("s3://"):
+        bucket, _, key = ref.uri[len("s3://") :].partition("/")
+        item["bucket"] = {"S": bucket}
+        item["key"] = {"S": key}
+    _put_s(item, "revision", result.revision)
+    _put_s(item, "sha256", result.sha256)
+    _put_s(item, "version_id", ref.version_id)
+    _put_s(item, "etag", ref.etag)
+    if ref.size is not None:
+        item["size"] = {"N": str(ref.size)}
+    if ref.sequencer:
+        item["sequencer"] = {"S": ref.sequencer}
+        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
+    if isinstance(result, Caption):
+        item["caption"] = {"S": result.text}
+        item["width"] = {"N": str(result.width)}
+        item["height"] = {"N": str(result.height)}
+        item["elapsed_ms"] = {"N": str(result.elapsed_ms)}
+    else:
+        item["error_type"] = {"S": result.error_type}
+        item["message"] = {"S": result.message}
+        item["retryable"] = {"BOOL": result.retryable}
+    return item
+
+
+def outcome_from_item(item: Mapping[str, Any]) -> Outcome:
+    """Rebuild the :class:`Outcome` an item was written from (for export and tests)."""
+    generation_map = item.get("generation", {}).get("M", {})
+    generation = GenerationOptions(
+        num_beams=int(generation_map.get("num_beams", {}).get("N", 4)),
+        max_length=_optional_int(generation_map.get("max_length")),
+        max_new_tokens=_optional_int(generation_map.get("max_new_tokens")),
+    )
+    common: dict[str, Any] = {
+        "source": _s(item, PARTITION_KEY),
+        "model": _s(item, "model"),
+        "revision": _s(item, "revision"),
+        "precision": _s(item, "precision") or "fp32",
+        "generation": generation,
+        "sha256": _s(item, "sha256"),
+        "created_at": _s(item, "created_at"),
+    }
+    result: Caption | CaptionFailure
+    if _s(item, "status") == "ok":
+        result = Caption(
+            **common,
+            text=_s(item, "caption") or "",
+            width=int(item["width"]["N"]),
+            height=int(item["height"]["N"]),
+            elapsed_ms=float(item["elapsed_ms"]["N"]),
+        )
+    else:
+        result = CaptionFailure(
+            **common,
+            error_type=_s(item, "error_type") or "ImgCaptionError",
+            message=_s(item, "message") or "",
+            retryable=bool(item.get("retryable", {}).get("BOOL", False)),
+        )
+    ref = S3ObjectRef(
+        _s(item, PARTITION_KEY) or "",
+        version_id=_s(item, "version_id"),
+        etag=_s(item, "etag"),
+        size=_optional_int(item.get("size")),
+        sequencer=_s(item, "sequencer"),
+        event_time=_s(item, "event_time"),
+    )
+    return Outcome(ref, result)
+
+
+def _generation_map(generation: GenerationOptions) -> dict[str, Any]:
+    values: dict[str, Any] = {"num_beams": {"N": str(generation.num_beams)}}
+    for name in ("max_length", "max_new_tokens"):
+        value = getattr(generation, name)
+        values[name] = {"NULL": True} if value is None else {"N": str(value)}
+    return values
+
+
+def _put_s(item: Item, name: str, value: str | None) -> None:
+    if value:
+        item[name] = {"S": value}
+
+
+def _s(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    if isinstance(value, Mapping) and "S" in value:
+        return str(value["S"])
+    return None
+
+
+def _optional_int(value: Any) -> int | None:
+    if isinstance(value, Mapping) and "N" in value:
+        return int(value["N"])
+    return None

@@ -1,0 +1,222 @@
+"""The DynamoDB store keeps one item per object and never lets a duplicate or an older event overwrite a newer one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from imgcaption.aws.clients import dynamodb_client
+from imgcaption.aws.events import S3ObjectRef, object_ref
+from imgcaption.aws.store import DynamoDBStore, sequencer_key
+from imgcaption.errors import StoreError
+from imgcaption.generation import GenerationOptions
+from imgcaption.ports import CaptionSignature, Outcome
+from imgcaption.results import Caption, CaptionFailure
+
+TABLE = "captions"
+URI = "s3://photos/holiday 2024/café +1.jpg"
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBStore]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = dynamodb_client()
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield DynamoDBStore(client, TABLE)
+
+
+def ref(sequencer: str | None = None, event_time: str | None = "2024-05-01T10:00:00Z", **fields: Any) -> S3ObjectRef:
+    return object_ref("photos", "holiday 2024/café +1.jpg", sequencer=sequencer, event_time=event_time, **fields)
+
+
+def caption(text: str = "a cat on a mat", model: str = "/opt/model") -> Caption:
+    return Caption(
+        source=URI,
+        model=model,
+        revision="dc68f91c06a1ba6f15268e5b9c13ae7a7c514084",
+        precision="int8",
+        text=text,
+        width=640,
+        height=480,
+        sha256="ab" * 32,
+        elapsed_ms=123.5,
+        created_at=datetime(2024, 5, 1, 10, 0, 5, tzinfo=UTC),
+    )
+
+
+def failure(error_type: str = "ImageDecodeError") -> CaptionFailure:
+    return CaptionFailure(
+        source=URI, model="/opt/model", precision="int8", error_type=error_type, message="truncated JPEG"
+    )
+
+
+def items(store: DynamoDBStore) -> list[dict[str, Any]]:
+    return store.client.scan(TableName=TABLE)["Items"]
+
+
+def text_of(store: DynamoDBStore) -> str | None:
+    item = store.get(URI)
+    assert item is not None
+    return item.get("caption", {}).get("S")
+
+
+def test_a_caption_is_one_item_with_the_contract_attributes(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0055AED6DCD90281E5", etag="e1", size=1024, version_id="v1"), caption())])
+    [item] = items(store)
+    plain = {name: next(iter(value.values())) for name, value in item.items() if name != "generation"}
+    assert plain == {
+        "image_id": URI,
+        "bucket": "photos",
+        "key": "holiday 2024/café +1.jpg",
+        "status": "ok",
+        "caption": "a cat on a mat",
+        "model": "/opt/model",
+        "revision": "dc68f91c06a1ba6f15268e5b9c13ae7a7c514084",
+        "precision": "int8",
+        "generation_key": "beams4-len16",
+        "signature": "/opt/model@dc68f91c06a1ba6f15268e5b9c13ae7a7c514084:int8:beams4-len16",
+        "version_id": "v1",
+        "etag": "e1",
+        "size": "1024",
+        "sha256": "ab" * 32,
+        "width": "640",
+        "height": "480",
+        "elapsed_ms": "123.5",
+        "created_at": "2024-05-01T10:00:05+00:00",
+        "sequencer": "0055AED6DCD90281E5",
+        "sequencer_key": sequencer_key("0055AED6DCD90281E5"),
+        "event_time": "2024-05-01T10:00:00.000000+00:00",
+    }
+    assert item["generation"]["M"] == {
+        "num_beams": {"N": "4"},
+        "max_length": {"N": "16"},
+        "max_new_tokens": {"NULL": True},
+    }
+
+
+def test_a_failure_records_its_type_and_message(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("01"), failure())])
+    item = store.get(URI)
+    assert item is not None
+    assert (item["status"]["S"], item["error_type"]["S"], item["message"]["S"]) == (
+        "failed",
+        "ImageDecodeError",
+        "truncated JPEG",
+    )
+    assert "caption" not in item
+
+
+def test_a_duplicate_delivery_neither_adds_nor_rewrites_a_record(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0A"), caption("first"))])
+    store.record([Outcome(ref("0A"), caption("second run of the same event"))])
+    assert len(items(store)) == 1
+    assert text_of(store) == "first"
+    assert store.report.superseded == [URI]
+
+
+@pytest.mark.parametrize(("older", "newer"), [("0A", "0B"), ("FF", "0100"), ("9", "10")])
+def test_an_older_event_never_overwrites_a_newer_one_by_sequencer(store: DynamoDBStore, older: str, newer: str) -> None:
+    # Sequencers of different lengths compare as numbers: "FF" (255) is older than "0100" (256).
+    store.record([Outcome(ref(newer, event_time="2024-05-01T10:00:00Z"), caption("newer"))])
+    store.record([Outcome(ref(older, event_time="2024-05-01T11:00:00Z"), caption("older"))])
+    assert text_of(store) == "newer"
+
+
+def test_a_newer_event_replaces_an_older_one_by_sequencer(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("FF"), caption("older"))])
+    store.record([Outcome(ref("0100"), failure())])  # the new content is broken: the table says so
+    item = store.get(URI)
+    assert item is not None
+    assert (item["status"]["S"], item["sequencer"]["S"]) == ("failed", "0100")
+
+
+def test_without_sequencers_event_time_orders_events(store: DynamoDBStore) -> None:
+    # moto's notifications carry no sequencer
+    store.record([Outcome(ref(event_time="2024-05-01T10:00:02Z"), caption("newer"))])
+    store.record([Outcome(ref(event_time="2024-05-01T10:00:01Z"), caption("older"))])
+    assert text_of(store) == "newer"
+    store.record([Outcome(ref(event_time="2024-05-01T10:00:03Z"), caption("newest"))])
+    assert text_of(store) == "newest"
+
+
+def test_a_backfill_message_does_not_overwrite_a_real_event_about_the_same_upload(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0055AED6DCD90281E5", event_time="2024-05-01T10:00:00.500Z"), caption("event"))])
+    store.record([Outcome(ref(None, event_time="2024-05-01T10:00:00Z"), caption("backfill"))])  # LastModified
+    assert text_of(store) == "event"
+
+
+def test_the_same_event_may_turn_a_failure_into_a_caption_but_not_back(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0A"), failure("CaptioningError"))])
+    store.record([Outcome(ref("0A"), caption())])
+    assert text_of(store) == "a cat on a mat"
+    store.record([Outcome(ref("0A"), failure("CaptioningError"))])
+    assert text_of(store) == "a cat on a mat"
+
+
+def test_the_same_event_captioned_by_another_model_replaces_the_caption(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0A"), caption("old model", model="/opt/model"))])
+    store.record([Outcome(ref("0A"), caption("new model", model="/opt/model-v2"))])
+    assert text_of(store) == "new model"
+    assert len(items(store)) == 1
+
+
+def test_has_caption_matches_signature_and_content(store: DynamoDBStore) -> None:
+    recorded = caption()
+    store.record([Outcome(ref("0A", etag="e1"), recorded)])
+    signature = CaptionSignature.of(recorded)
+    assert store.has_caption(ref(etag="e1"), signature)
+    assert not store.has_caption(ref(etag="e2"), signature)  # the object changed since
+    other = CaptionSignature(recorded.model, recorded.revision, recorded.precision, GenerationOptions(num_beams=1))
+    assert not store.has_caption(ref(etag="e1"), other)
+
+
+def test_outcomes_round_trip(store: DynamoDBStore) -> None:
+    outcome = Outcome(ref("0A", etag="e1", size=3, version_id="v1"), caption())
+    store.record([outcome])
+    assert list(store.outcomes()) == [outcome]
+
+
+class ThrottledClient:
+    """A DynamoDB client that is throttled even after botocore's retries."""
+
+    def put_item(self, **_: Any) -> Any:
+        raise ClientError(
+            {
+                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "PutItem",
+        )
+
+
+def test_throttling_surfaces_as_a_retryable_store_error() -> None:
+    store = DynamoDBStore(ThrottledClient(), TABLE)  # type: ignore[arg-type]
+    with pytest.raises(StoreError) as caught:
+        store.record([Outcome(ref("0A"), caption())])
+    assert caught.value.retryable is True
+    assert caught.value.source == URI
+
+
+@pytest.mark.parametrize("sequencer", [None, "0A"])
+@pytest.mark.parametrize("result", [caption(), failure()], ids=["caption", "failure"])
+def test_every_kind_of_write_is_a_valid_request(
+    store: DynamoDBStore, sequencer: str | None, result: Caption | CaptionFailure
+) -> None:
+    store.record([Outcome(ref(sequencer), result)])
+    assert store.report.written == 1
