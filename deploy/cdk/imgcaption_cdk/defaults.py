@@ -1,0 +1,56 @@
+"""Defaults of the deployment, in one place so the benchmark (issue 7) can retune them with one diff.
+
+Every value here can be overridden from ``cdk.json`` context (see ``settings.py``). The numbers marked
+*benchmark* are provisional: they must be replaced by the measured optimum (cost per image at an acceptable
+p95 latency and cold start) once the Lambda benchmark exists; until then they are conservative guesses, not
+"10 GB by habit".
+"""
+
+from pathlib import Path
+from typing import Final, Literal
+
+Architecture = Literal["x86_64", "arm64"]
+Precision = Literal["fp32", "int8", "bf16"]
+
+# --- model baked into the image (build args of adapters/lambda/Dockerfile) ---------------------------------
+MODEL_ID: Final = "nlpconnect/vit-gpt2-image-captioning"
+MODEL_REVISION: Final = "dc68f91c06a1ba6f15268e5b9c13ae7a7c514084"  # pinned: a moved hub branch never changes prod
+PRECISION: Final[Precision] = "int8"  # benchmark: the fast mode; fp32 is the exact one
+MODEL_DIR_IN_IMAGE: Final = "/opt/model"  # where the Dockerfile stores the snapshot
+
+# --- function sizing (benchmark) -----------------------------------------------------------------------------
+MEMORY_MB: Final = 3008  # benchmark: memory also buys vCPUs (about 1.7 vCPU at 3008 MB)
+TIMEOUT_S: Final = 120  # benchmark: must cover a cold start (model load) plus one full batch
+ARCHITECTURE: Final[Architecture] = "x86_64"  # benchmark: arm64 is cheaper per GB-s if torch int8 holds up there
+RESERVED_CONCURRENCY: Final[int | None] = None  # None: share the account pool
+PROVISIONED_CONCURRENCY: Final = 0  # 0: off (no idle cost); >0 keeps warm containers on the "live" alias
+
+# --- SQS event source (benchmark) --------------------------------------------------------------------------
+BATCH_SIZE: Final = 4  # benchmark: images per invocation, bounded by TIMEOUT_S
+MAX_BATCHING_WINDOW_S: Final = 0  # 0: invoke as soon as messages arrive
+MAX_CONCURRENCY: Final[int | None] = None  # cap on concurrent invocations from the queue (2..1000)
+MAX_RECEIVE_COUNT: Final = 5  # deliveries before a message moves to the dead-letter queue
+VISIBILITY_TIMEOUT_FACTOR: Final = 6  # AWS guidance: visibility timeout >= 6x the function timeout
+
+# --- generation and input caps passed to the core settings (benchmark) ---------------------------------------
+NUM_BEAMS: Final = 4
+MAX_LENGTH: Final = 16
+MAX_BYTES: Final = 50 * 1024 * 1024
+MAX_PIXELS: Final = 100_000_000
+
+# --- bucket notifications ------------------------------------------------------------------------------------
+WATCH_PREFIX: Final = "uploads/"
+IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif")
+
+# --- retention and alarms --------------------------------------------------------------------------------------
+LOG_RETENTION_DAYS: Final = 30
+ACCESS_LOG_RETENTION_DAYS: Final = 90
+NONCURRENT_VERSION_RETENTION_DAYS: Final = 30
+QUEUE_RETENTION_DAYS: Final = 4
+DLQ_RETENTION_DAYS: Final = 14  # the maximum SQS allows: time to inspect and redrive
+OLDEST_MESSAGE_AGE_ALARM_S: Final = 900  # backlog older than this means the function does not keep up
+
+# --- container image build -------------------------------------------------------------------------------------
+REPO_ROOT: Final = Path(__file__).resolve().parents[3]  # the Docker build context (contract with adapters/lambda)
+DOCKERFILE: Final = "adapters/lambda/Dockerfile"  # relative to REPO_ROOT
+HANDLER_CMD: Final = "imgcaption_lambda.handler.handler"

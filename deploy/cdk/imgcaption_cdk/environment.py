@@ -1,0 +1,41 @@
+"""The Lambda environment: the names the core's pydantic-settings read (prefix ``IMGCAPTION_``).
+
+The names are duplicated here on purpose: the infrastructure code must not import the ``imgcaption`` core (it would
+drag torch into ``cdk synth``). ``tests/infra`` pins the contract.
+"""
+
+from typing import Final
+
+from imgcaption_cdk import defaults
+from imgcaption_cdk.settings import StackSettings
+
+TABLE_NAME: Final = "IMGCAPTION_TABLE_NAME"
+MODEL: Final = "IMGCAPTION_MODEL"
+PRECISION: Final = "IMGCAPTION_PRECISION"
+NUM_BEAMS: Final = "IMGCAPTION_NUM_BEAMS"
+MAX_LENGTH: Final = "IMGCAPTION_MAX_LENGTH"
+MAX_BYTES: Final = "IMGCAPTION_MAX_BYTES"
+MAX_PIXELS: Final = "IMGCAPTION_MAX_PIXELS"
+LOCAL_FILES_ONLY: Final = "IMGCAPTION_LOCAL_FILES_ONLY"
+HF_HUB_OFFLINE: Final = "HF_HUB_OFFLINE"
+POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+
+SERVICE_NAME: Final = "imgcaption"
+
+
+def function_environment(settings: StackSettings, table_name: str) -> dict[str, str]:
+    """Environment of the captioning function: the model is read from the image, never from the hub."""
+    return {
+        TABLE_NAME: table_name,
+        MODEL: defaults.MODEL_DIR_IN_IMAGE,
+        PRECISION: settings.precision,
+        NUM_BEAMS: str(settings.num_beams),
+        MAX_LENGTH: str(settings.max_length),
+        MAX_BYTES: str(settings.max_bytes),
+        MAX_PIXELS: str(settings.max_pixels),
+        LOCAL_FILES_ONLY: "true",
+        HF_HUB_OFFLINE: "1",
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: SERVICE_NAME,
+    }

@@ -1,0 +1,164 @@
+"""Typed deployment settings, read from ``cdk.json`` context so that a typo fails the synth instead of deploying.
+
+Configuration lives under one context key, ``imgcaption`` (a JSON object in ``cdk.json``). Single fields can be
+overridden on the command line with ``cdk deploy -c imgcaption:memory_mb=4096``; command-line values arrive as
+strings and are coerced by pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Self
+
+from constructs import Node
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from imgcaption_cdk import defaults
+
+CONTEXT_KEY = "imgcaption"
+
+# The retention periods CloudWatch Logs accepts, by the name of aws_logs.RetentionDays.
+LOG_RETENTION_CHOICES: dict[int, str] = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class StackSettings(BaseModel):
+    """Everything an operator may change about the deployment; defaults come from ``defaults.py``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stack_name: str = Field(default="ImgCaption", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+    removal_policy: Literal["retain", "destroy"] = Field(
+        default="retain", description="'destroy' is for throw-away dev stacks only; data is kept by default."
+    )
+
+    # bucket and notifications
+    watch_prefix: str = Field(default=defaults.WATCH_PREFIX, max_length=512)
+    image_suffixes: tuple[str, ...] = Field(default=defaults.IMAGE_SUFFIXES, min_length=1)
+    notify_on_delete: bool = Field(default=False, description="Also send OBJECT_REMOVED events to the queue.")
+    noncurrent_version_retention_days: int = Field(default=defaults.NONCURRENT_VERSION_RETENTION_DAYS, ge=1)
+    access_log_retention_days: int = Field(default=defaults.ACCESS_LOG_RETENTION_DAYS, ge=1)
+
+    # model
+    model_id: str = Field(default=defaults.MODEL_ID, min_length=1)
+    model_revision: str = Field(default=defaults.MODEL_REVISION, pattern=r"^[0-9a-f]{40}$")
+    precision: defaults.Precision = defaults.PRECISION
+    num_beams: int = Field(default=defaults.NUM_BEAMS, ge=1, le=16)
+    max_length: int = Field(default=defaults.MAX_LENGTH, ge=2, le=256)
+    max_bytes: int = Field(default=defaults.MAX_BYTES, ge=1)
+    max_pixels: int = Field(default=defaults.MAX_PIXELS, ge=1)
+
+    # function
+    memory_mb: int = Field(default=defaults.MEMORY_MB, ge=128, le=10240)
+    timeout_s: int = Field(default=defaults.TIMEOUT_S, ge=1, le=900)
+    architecture: defaults.Architecture = defaults.ARCHITECTURE
+    reserved_concurrency: int | None = Field(default=defaults.RESERVED_CONCURRENCY, ge=1)
+    provisioned_concurrency: int = Field(default=defaults.PROVISIONED_CONCURRENCY, ge=0)
+    log_retention_days: int = defaults.LOG_RETENTION_DAYS
+
+    # queue and event source
+    batch_size: int = Field(default=defaults.BATCH_SIZE, ge=1, le=10_000)
+    max_batching_window_s: int = Field(default=defaults.MAX_BATCHING_WINDOW_S, ge=0, le=300)
+    max_concurrency: int | None = Field(default=defaults.MAX_CONCURRENCY, ge=2, le=1000)
+    max_receive_count: int = Field(default=defaults.MAX_RECEIVE_COUNT, ge=1, le=1000)
+    queue_retention_days: int = Field(default=defaults.QUEUE_RETENTION_DAYS, ge=1, le=14)
+
+    # alarms
+    oldest_message_age_alarm_s: int = Field(default=defaults.OLDEST_MESSAGE_AGE_ALARM_S, ge=60)
+    alarm_email: str | None = Field(default=None, description="Subscribed to the alarm topic when set.")
+
+    @field_validator("image_suffixes", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: Any) -> Any:
+        """Accept ``-c imgcaption:image_suffixes=.jpg,.png`` from the command line."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("reserved_concurrency", "max_concurrency", "alarm_email", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """Let the command line switch an optional setting off with ``-c imgcaption:alarm_email=``."""
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "null"}:
+            return None
+        return value
+
+    @field_validator("watch_prefix")
+    @classmethod
+    def _prefix_is_a_key_prefix(cls, value: str) -> str:
+        if value.startswith("/"):
+            raise ValueError("S3 keys do not start with '/': use 'uploads/', not '/uploads/'")
+        if "*" in value:
+            raise ValueError("the prefix is literal, not a glob")
+        return value
+
+    @field_validator("image_suffixes")
+    @classmethod
+    def _normalise_suffixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Lower-case and de-duplicate: S3 rejects two notification rules with the same filter at deploy time."""
+        normalised: list[str] = []
+        for suffix in value:
+            if not re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix):
+                raise ValueError(f"suffix {suffix!r} must look like '.jpg'")
+            if suffix.lower() not in normalised:
+                normalised.append(suffix.lower())
+        return tuple(normalised)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_a_cloudwatch_value(cls, value: int) -> int:
+        if value not in LOG_RETENTION_CHOICES:
+            raise ValueError(f"CloudWatch Logs retention must be one of {sorted(LOG_RETENTION_CHOICES)}")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _looks_like_an_email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("alarm_email must be an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Reject combinations that synthesize but misbehave in AWS (throttling, rejected event source)."""
+        if self.batch_size > 10 and self.max_batching_window_s == 0:
+            raise ValueError("batch_size above 10 needs max_batching_window_s >= 1 (an SQS event source rule)")
+        if self.reserved_concurrency is not None:
+            if self.max_concurrency is not None and self.max_concurrency > self.reserved_concurrency:
+                raise ValueError("max_concurrency above reserved_concurrency only produces throttles")
+            if self.provisioned_concurrency > self.reserved_concurrency:
+                raise ValueError("provisioned_concurrency cannot exceed reserved_concurrency")
+        return self
+
+    @property
+    def image_suffix_variants(self) -> tuple[str, ...]:
+        """Lower- and upper-case variants (``.jpg`` and ``.JPG``): S3 suffix filters are case-sensitive."""
+        return tuple(variant for suffix in self.image_suffixes for variant in (suffix, suffix.upper()))
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """AWS guidance for SQS event sources: 6x the function timeout plus the batching window."""
+        return defaults.VISIBILITY_TIMEOUT_FACTOR * self.timeout_s + self.max_batching_window_s
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
+
+    @classmethod
+    def from_context(cls, node: Node) -> StackSettings:
+        """Read the ``imgcaption`` context object, then per-field ``imgcaption:<field>`` overrides."""
+        raw = node.try_get_context(CONTEXT_KEY) or {}
+        if not isinstance(raw, dict):
+            raise TypeError(f"context '{CONTEXT_KEY}' must be a JSON object, got {type(raw).__name__}")
+        values: dict[str, Any] = dict(raw)
+        for name in cls.model_fields:
+            override = node.try_get_context(f"{CONTEXT_KEY}:{name}")
+            if override is not None:
+                values[name] = override
+        return cls.model_validate(values)

@@ -1,0 +1,80 @@
+"""The stack: S3 bucket -> SQS queue (+ DLQ) -> Lambda container -> DynamoDB table, with alarms."""
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from imgcaption_cdk.alarms import Alarms
+from imgcaption_cdk.function import CaptionFunction, image_code
+from imgcaption_cdk.nag import acknowledge
+from imgcaption_cdk.queue import IngestQueue
+from imgcaption_cdk.settings import StackSettings
+from imgcaption_cdk.storage import ImageBucket
+from imgcaption_cdk.table import CaptionTable
+
+# CDK's singleton behind Bucket.add_event_notification (a Lambda-backed custom resource).
+BUCKET_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+
+
+class ImgCaptionStack(cdk.Stack):
+    """Everything the deployed captioner needs; one instance per environment."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        code: lambda_.DockerImageCode | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+
+        self.images = ImageBucket(self, "Images", settings=settings)
+        self.ingest = IngestQueue(self, "Ingest", settings=settings)
+        self.captions = CaptionTable(self, "Captions", settings=settings)
+        self.captioner = CaptionFunction(
+            self,
+            "Captioner",
+            settings=settings,
+            table_name=self.captions.table.table_name,
+            code=code or image_code(settings),
+        )
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            settings=settings,
+            queue=self.ingest.queue,
+            dead_letter_queue=self.ingest.dead_letter_queue,
+            function=self.captioner.function,
+        )
+
+        # wiring and least privilege: each grant names the one resource it is about
+        self.images.notify(self.ingest.queue)
+        self.captioner.consume(self.ingest.queue, settings)
+        self.images.grant_read_images(self.captioner.role)
+        self.captions.table.grant_read_write_data(self.captioner.function)
+        self._acknowledge_cdk_notification_handler()
+
+        cdk.CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Upload images here")
+        cdk.CfnOutput(self, "WatchPrefix", value=settings.watch_prefix or "(whole bucket)")
+        cdk.CfnOutput(self, "TableName", value=self.captions.table.table_name, description="Captions are read here")
+        cdk.CfnOutput(self, "QueueName", value=self.ingest.queue.queue_name)
+        cdk.CfnOutput(self, "QueueUrl", value=self.ingest.queue.queue_url, description="For backfill")
+        cdk.CfnOutput(self, "DeadLetterQueueName", value=self.ingest.dead_letter_queue.queue_name)
+        cdk.CfnOutput(self, "FunctionName", value=self.captioner.function.function_name)
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+
+    def _acknowledge_cdk_notification_handler(self) -> None:
+        """CDK's own custom resource that writes the bucket notification configuration (not objects)."""
+        handler = self.node.find_child(BUCKET_NOTIFICATIONS_HANDLER_ID)
+        acknowledge(
+            handler,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK-owned custom resource that only runs during deployment to set the bucket notification "
+            "configuration; the managed policy only lets it write CloudWatch Logs. Its one S3 permission is "
+            "s3:PutBucketNotification on the image bucket.",
+        )
