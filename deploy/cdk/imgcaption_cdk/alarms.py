@@ -36,7 +36,18 @@ class Alarms(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if settings.retain else cdk.RemovalPolicy.DESTROY,
         )
-        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
+        stack = cdk.Stack.of(self)
+        alarms_of_this_stack_account = stack.format_arn(
+            service="cloudwatch", resource="alarm", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+        )
+        # conditions keep CloudWatch from using the key on behalf of another account (confused deputy)
+        cloudwatch_alarms_of_this_account = iam.ServicePrincipal("cloudwatch.amazonaws.com").with_conditions(
+            {
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": alarms_of_this_stack_account},
+            }
+        )
+        self.key.grant(cloudwatch_alarms_of_this_account, "kms:Decrypt", "kms:GenerateDataKey")
         self.topic = sns.Topic(self, "Topic", display_name="imgcaption alarms", master_key=self.key, enforce_ssl=True)
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))

@@ -1,0 +1,143 @@
+"""The captioning function: the container image, its configuration, and how the queue invokes it."""
+
+from typing import Any
+
+import pytest
+from cdk_synth import Synth
+
+from imgcaption_cdk import defaults
+
+pytestmark = pytest.mark.infra
+
+CONTRACT_ENVIRONMENT_NAMES = {
+    "IMGCAPTION_TABLE_NAME",
+    "IMGCAPTION_MODEL",
+    "IMGCAPTION_PRECISION",
+    "IMGCAPTION_NUM_BEAMS",
+    "IMGCAPTION_MAX_LENGTH",
+    "IMGCAPTION_MAX_BYTES",
+    "IMGCAPTION_MAX_PIXELS",
+    "IMGCAPTION_LOCAL_FILES_ONLY",
+    "HF_HUB_OFFLINE",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+}
+
+
+def function_props(synth: Synth) -> dict[str, Any]:
+    props: dict[str, Any] = synth.resources[synth.logical_id(synth.stack.captioner.function)]["Properties"]
+    return props
+
+
+def event_source(synth: Synth) -> dict[str, Any]:
+    _, mapping = synth.only("AWS::Lambda::EventSourceMapping")
+    props: dict[str, Any] = mapping["Properties"]
+    return props
+
+
+def test_function_is_a_container_image_with_the_lambda_handler(default: Synth) -> None:
+    props = function_props(default)
+    assert props["PackageType"] == "Image"
+    assert props["ImageConfig"] == {"Command": ["imgcaption_lambda.handler.handler"]}
+
+
+def test_function_sizing_defaults_come_from_the_defaults_module(default: Synth) -> None:
+    props = function_props(default)
+    assert props["MemorySize"] == defaults.MEMORY_MB == 3008
+    assert props["Timeout"] == defaults.TIMEOUT_S == 120
+    assert props["Architectures"] == ["x86_64"]
+    assert "ReservedConcurrentExecutions" not in props
+
+
+def test_function_sizing_is_configurable(custom: Synth) -> None:
+    props = function_props(custom)
+    assert (props["MemorySize"], props["Timeout"], props["Architectures"]) == (4096, 300, ["arm64"])
+    assert props["ReservedConcurrentExecutions"] == 10
+
+
+def test_function_traces_with_xray_and_logs_json_to_its_own_retained_log_group(default: Synth) -> None:
+    props = function_props(default)
+    log_group_id = default.logical_id(default.stack.captioner.log_group)
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": {"Ref": log_group_id}}
+    assert default.resources[log_group_id]["Properties"]["RetentionInDays"] == 30
+
+
+def test_log_retention_is_configurable(custom: Synth) -> None:
+    _, log_group = custom.only("AWS::Logs::LogGroup")
+    assert log_group["Properties"]["RetentionInDays"] == 90
+
+
+def test_environment_is_exactly_the_contract_with_the_core_settings(default: Synth) -> None:
+    env = function_props(default)["Environment"]["Variables"]
+    assert set(env) == CONTRACT_ENVIRONMENT_NAMES
+    assert env == {
+        "IMGCAPTION_TABLE_NAME": {"Ref": default.logical_id(default.stack.captions.table)},
+        "IMGCAPTION_MODEL": "/opt/model",
+        "IMGCAPTION_PRECISION": "int8",
+        "IMGCAPTION_NUM_BEAMS": "4",
+        "IMGCAPTION_MAX_LENGTH": "16",
+        "IMGCAPTION_MAX_BYTES": str(50 * 1024 * 1024),
+        "IMGCAPTION_MAX_PIXELS": "100000000",
+        "IMGCAPTION_LOCAL_FILES_ONLY": "true",
+        "HF_HUB_OFFLINE": "1",
+        "POWERTOOLS_SERVICE_NAME": "imgcaption",
+        "POWERTOOLS_METRICS_NAMESPACE": "imgcaption",
+    }
+
+
+def test_precision_reaches_both_the_environment_and_the_image_build(custom: Synth) -> None:
+    assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_PRECISION"] == "fp32"
+    (image,) = custom.assets_manifest()["dockerImages"].values()
+    assert image["source"]["dockerBuildArgs"]["PRECISION"] == "fp32"
+    assert image["source"]["platform"] == "linux/arm64"
+
+
+def test_the_queue_invokes_the_live_alias_with_partial_batch_responses(default: Synth) -> None:
+    alias_id = default.logical_id(default.stack.captioner.alias)
+    assert default.resources[alias_id]["Properties"]["Name"] == "live"
+    assert "ProvisionedConcurrencyConfig" not in default.resources[alias_id]["Properties"]
+    mapping = event_source(default)
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [default.logical_id(default.stack.ingest.queue), "Arn"]}
+    assert mapping["FunctionName"]["Fn::Join"][1][1] == ":live"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 4
+    assert mapping["MaximumBatchingWindowInSeconds"] == 0
+    assert "ScalingConfig" not in mapping
+
+
+def test_event_source_and_provisioned_concurrency_are_configurable(custom: Synth) -> None:
+    mapping = event_source(custom)
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (20, 10)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+    alias_id = custom.logical_id(custom.stack.captioner.alias)
+    assert custom.resources[alias_id]["Properties"]["ProvisionedConcurrencyConfig"] == {
+        "ProvisionedConcurrentExecutions": 2
+    }
+
+
+def test_image_is_built_from_the_repository_root_with_the_pinned_model(default: Synth) -> None:
+    (image,) = default.assets_manifest()["dockerImages"].values()
+    source = image["source"]
+    assert source["dockerFile"] == "adapters/lambda/Dockerfile"
+    assert source["dockerBuildArgs"] == {
+        "MODEL_ID": "nlpconnect/vit-gpt2-image-captioning",
+        "MODEL_REVISION": "dc68f91c06a1ba6f15268e5b9c13ae7a7c514084",
+        "PRECISION": "int8",
+    }
+    assert source["platform"] == "linux/amd64"
+    staged = default.outdir / source["directory"]
+    assert (staged / "adapters/lambda/Dockerfile").is_file()
+    assert (staged / "pyproject.toml").is_file()
+    assert (staged / "src/imgcaption/__init__.py").is_file()
+
+
+def test_staged_build_context_leaves_out_the_venv_caches_and_other_trees(default: Synth) -> None:
+    (image,) = default.assets_manifest()["dockerImages"].values()
+    staged = default.outdir / image["source"]["directory"]
+    files = [p for p in staged.rglob("*") if p.is_file()]
+    top_level = {p.relative_to(staged).parts[0] for p in files}
+    assert top_level <= {"adapters", "src", "pyproject.toml", "README.md", "constraints.txt", ".dockerignore"}
+    assert not any("__pycache__" in p.parts or p.suffix == ".pyc" for p in files)
+    size_mb = sum(p.stat().st_size for p in files) / 1e6
+    assert size_mb < 20, f"the Docker build context is {size_mb:.1f} MB: something large is no longer excluded"
