@@ -1,0 +1,156 @@
+"""``imgcaption caption``: caption files, directories and glob patterns into the store and onto stdout.
+
+Only click is imported at module level, so ``imgcaption caption --help`` is instant; the model loads on use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from imgcaption_cli.options import EXIT_OK, UsageFailure, db_option, load_settings, quiet_model_libraries
+
+if TYPE_CHECKING:
+    from imgcaption.captioner import Captioner
+    from imgcaption.local.sqlite_store import SQLiteStore
+    from imgcaption.settings import Settings
+    from imgcaption_cli.running import Terminal
+
+OUTPUT_FORMATS = ("text", "json", "jsonl", "csv")
+PRECISIONS = ("fp32", "int8")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Include images in subdirectories.")
+@click.option("-m", "--model", default=None, help="Hub id or local model directory. [default: $IMGCAPTION_MODEL]")
+@click.option("--revision", default=None, help="Hub revision (commit) of --model.")
+@click.option("-b", "--batch-size", type=click.IntRange(1, 256), default=None, help="Images per forward pass.")
+@click.option("--beams", type=click.IntRange(1, 16), default=None, help="Beam width (1 = greedy). [default: 4]")
+@click.option("--max-new-tokens", type=click.IntRange(1, 255), default=None, help="Caption length budget in tokens.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="fp32 (exact) or int8 (faster).")
+@click.option(
+    "-f", "--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True,
+    help="text: captions for people; json/jsonl/csv include failures as records.",
+)  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
+@click.option("--sidecar", is_flag=True, help="Also write photo.txt next to each photo.jpg.")
+@click.option("--overwrite", is_flag=True, help="Let --sidecar replace existing .txt files.")
+@click.option("--skip-existing", is_flag=True, help="Skip images already captioned with the same model and options.")
+@db_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
+@click.option("-v", "--verbose", is_flag=True, help="List skipped files and kept sidecars.")
+def caption(
+    paths: tuple[str, ...],
+    recursive: bool,
+    model: str | None,
+    revision: str | None,
+    batch_size: int | None,
+    beams: int | None,
+    max_new_tokens: int | None,
+    precision: str | None,
+    output_format: str,
+    output: Path | None,
+    sidecar: bool,
+    overwrite: bool,
+    skip_existing: bool,
+    db: Path | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Caption PATHS: image files, directories, or quoted glob patterns such as 'photos/**/*.jpg'.
+
+    Every image ends as exactly one record in the store: a caption or a failure with its reason. Files found in a
+    directory that are not images are skipped; a file you name that is not an image is a failure.
+
+    \b
+    Exit status: 0 all captioned, 1 some failed (the rest are recorded),
+                 2 usage or configuration error (nothing captioned), 130 interrupted.
+    """
+    if overwrite and not sidecar:
+        raise click.UsageError("--overwrite only applies to --sidecar")
+    settings = load_settings(
+        model=model,
+        revision=revision,
+        batch_size=batch_size,
+        num_beams=beams,
+        max_new_tokens=max_new_tokens,
+        precision=precision,
+        db=db,
+    )
+
+    from imgcaption.local.files import LocalFileSource
+    from imgcaption.local.sidecars import SidecarWriter
+    from imgcaption.local.writers import make_writer
+    from imgcaption_cli.running import Terminal, list_inputs, print_summary, run_captioning
+
+    terminal = Terminal(quiet=quiet, verbose=verbose)
+    source = LocalFileSource(paths, recursive=recursive)
+    refs, not_images = list_inputs(source, terminal)
+    if not refs:
+        terminal.warn(f"no images found in {', '.join(paths)}" + ("" if recursive else " (try --recursive)"))
+        sys.exit(EXIT_OK)
+
+    store = open_store(settings)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(store.close)
+        captioner = load_captioner(settings, terminal)
+        stream = cleanup.enter_context(open_output(output, terminal))
+        bare = output_format == "text" and len(refs) == 1 and refs[0].explicit
+        result = run_captioning(
+            refs,
+            source,
+            store,
+            captioner,
+            terminal,
+            batch_size=settings.batch_size,
+            skip_existing=skip_existing,
+            writer=make_writer(output_format, stream, bare_text=bare),
+            sidecars=SidecarWriter(overwrite=overwrite) if sidecar else None,
+        )
+        result.not_images = not_images
+        print_summary(result, terminal, store_path=str(store.path), sidecars=sidecar)
+    sys.exit(result.exit_code)
+
+
+def open_store(settings: Settings) -> SQLiteStore:
+    """The SQLite store named by the settings, or a usage error saying why it cannot be opened."""
+    from imgcaption.errors import StoreError
+    from imgcaption.local.sqlite_store import SQLiteStore
+
+    try:
+        return SQLiteStore(settings.db)
+    except StoreError as exc:
+        raise UsageFailure(str(exc)) from exc
+
+
+def load_captioner(settings: Settings, terminal: Terminal, model: str | None = None) -> Captioner:
+    """The configured model, or a usage error that says what was tried; ``caption`` never falls back."""
+    from imgcaption.captioner import Captioner
+    from imgcaption.errors import ConfigurationError, ModelLoadError
+
+    quiet_model_libraries()
+    with terminal.status(f"Loading {model or settings.model}…"):
+        try:
+            return Captioner.from_pretrained(model, settings=settings)
+        except (ModelLoadError, ConfigurationError) as exc:
+            raise UsageFailure(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def open_output(output: Path | None, terminal: Terminal) -> Iterator[TextIO]:
+    """``--output`` opened for writing (UTF-8, no newline translation: CSV controls its own), else stdout."""
+    if output is None:
+        yield terminal.stdout()
+        return
+    try:
+        handle: TextIO = output.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from exc
+    with handle:
+        yield handle

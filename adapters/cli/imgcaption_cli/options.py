@@ -1,0 +1,69 @@
+"""Options shared by several commands, and turning them into :class:`~imgcaption.settings.Settings`.
+
+This module is imported by every local command at ``--help`` time, so it imports click and nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from imgcaption.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def db_option(function: F) -> F:
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="SQLite file that records every outcome. [default: $IMGCAPTION_DB or ~/.imgcaption/captions.db]",
+    )(function)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from ``IMGCAPTION_*`` (and ``.env``), with the options given on the command line on top."""
+    from pydantic import ValidationError
+
+    from imgcaption.settings import Settings
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()
+        )
+        raise click.UsageError(f"invalid settings ({problems})") from exc
+
+
+class UsageFailure(click.ClickException):
+    """A problem with how the command was run or configured (model, database, output file): exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def quiet_model_libraries() -> None:
+    """Keep transformers' download bars and advice about generate() off a CLI user's terminal.
+
+    Explicit settings win: ``TRANSFORMERS_VERBOSITY=info imgcaption caption ...`` still shows everything.
+    """
+    import os
+
+    if "TRANSFORMERS_VERBOSITY" in os.environ:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

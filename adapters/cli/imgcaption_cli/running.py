@@ -1,0 +1,330 @@
+"""Running the pipeline for a person at a terminal, shared by ``caption`` and ``demo``.
+
+What goes where: results on stdout (or ``--output``); a progress bar, one line per failure (file and reason) and
+a summary on stderr. The progress bar appears only when stderr is a terminal, so piped and logged runs stay clean.
+Ctrl-C (or SIGTERM) stops after the batch in flight; everything captioned so far is already in the store.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from imgcaption.local.sidecars import SidecarStatus, SidecarWriter
+from imgcaption.local.writers import OutcomeWriter, display_path
+from imgcaption.pipeline import Pipeline, PipelineSummary
+from imgcaption.ports import ImageRef, ImageSource, Outcome, Skipped
+from imgcaption.results import Caption, CaptionFailure
+from imgcaption_cli.options import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+
+if TYPE_CHECKING:
+    from imgcaption.captioner import Captioner
+    from imgcaption.ports import CaptionStore
+
+EXIT_BROKEN_PIPE = 141
+
+
+class Terminal:
+    """stderr for people (rich, colour only on a terminal), stdout for results."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.err = Console(stderr=True, soft_wrap=True, highlight=False)
+        self.quiet = quiet
+        self.verbose = verbose
+
+    @property
+    def interactive(self) -> bool:
+        """A progress bar and spinners make sense: stderr is a terminal and nobody asked for quiet."""
+        return self.err.is_terminal and not self.quiet
+
+    def error(self, message: str) -> None:
+        self.err.print(f"[bold red]error[/]: {escape(message)}")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning[/]: {escape(message)}")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(escape(message))
+
+    def detail(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            self.err.print(f"[dim]{escape(message)}[/]")
+
+    def loud(self, message: str) -> None:
+        """A warning nobody should miss (shown even with --quiet)."""
+        self.err.rule("[bold red]WARNING[/]")
+        self.err.print(f"[bold red]{escape(message)}[/]")
+        self.err.rule()
+
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        if self.interactive:
+            with self.err.status(escape(message)):
+                yield
+        else:
+            yield
+
+    def stdout(self) -> TextIO:
+        """Where results go: stdout, routed through the console while a progress bar shares the terminal."""
+        if self.interactive and sys.stdout.isatty():
+            return _ConsoleLines(self.err)  # type: ignore[return-value]
+        return sys.stdout
+
+
+class _ConsoleLines:
+    """A minimal text stream that prints complete lines through a rich console, above its live progress bar."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self.console.out(line, highlight=False)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.console.out(self._partial, highlight=False)
+            self._partial = ""
+
+
+def list_inputs(source: ImageSource, terminal: Terminal) -> tuple[list[ImageRef], list[Skipped]]:
+    """Everything the source yields, up front: the progress bar needs a total, and an empty run needs no model."""
+    refs: list[ImageRef] = []
+    skipped: list[Skipped] = []
+    with terminal.status("Finding images…"):
+        for item in source.iter_refs():
+            (skipped if isinstance(item, Skipped) else refs).append(item)  # type: ignore[arg-type]
+    for item in skipped:
+        terminal.detail(f"skipped {display_path(item.uri)}: {item.reason}")
+    return refs, skipped
+
+
+class _Listed:
+    """The already-listed inputs as a source, reading through the original one."""
+
+    def __init__(self, refs: list[ImageRef], source: ImageSource) -> None:
+        self.refs = refs
+        self.source = source
+
+    def iter_refs(self) -> Iterator[ImageRef | Skipped]:
+        yield from self.refs
+
+    def read(self, ref: ImageRef, max_bytes: int) -> bytes:
+        return self.source.read(ref, max_bytes)
+
+
+@dataclass
+class RunResult:
+    summary: PipelineSummary
+    already_captioned: int = 0
+    not_images: list[Skipped] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    sidecars: collections.Counter[SidecarStatus] = field(default_factory=collections.Counter)
+    interrupted: bool = False
+    broken_pipe: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.broken_pipe:
+            return EXIT_BROKEN_PIPE
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.summary.failed or self.sidecars[SidecarStatus.ERROR]:
+            return EXIT_SOME_FAILED
+        return EXIT_OK
+
+
+class _Stop:
+    """Set by Ctrl-C / SIGTERM (graceful: finish the batch) or a closed stdout; a second signal aborts."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self.event.is_set():
+                raise KeyboardInterrupt
+            self.request(signal.Signals(signum).name)
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run_captioning(
+    refs: list[ImageRef],
+    source: ImageSource,
+    store: CaptionStore,
+    captioner: Captioner,
+    terminal: Terminal,
+    *,
+    batch_size: int,
+    skip_existing: bool = False,
+    writer: OutcomeWriter | None = None,
+    sidecars: SidecarWriter | None = None,
+    collect: bool = False,
+    annotate: Callable[[Outcome], str | None] | None = None,
+) -> RunResult:
+    """Caption ``refs`` into ``store``, reporting as it goes; never raises for a bad image."""
+    already = 0
+    todo = refs
+    if skip_existing:
+        signature = captioner.signature
+        todo = [ref for ref in refs if not store.has_caption(ref, signature)]
+        already = len(refs) - len(todo)
+    result = RunResult(PipelineSummary(), already_captioned=already)
+    stop = _Stop()
+    announced = False
+    failed = 0
+
+    progress = _progress(terminal) if terminal.interactive and todo else None
+    task = progress.add_task("Captioning", total=len(todo)) if progress else None
+
+    def should_stop() -> bool:
+        nonlocal announced
+        if stop.event.is_set() and not announced:
+            announced = True
+            if stop.reason != "broken pipe":
+                terminal.warn(f"{stop.reason}: stopping after the current batch (press Ctrl-C again to abort)")
+        return stop.event.is_set()
+
+    def on_outcome(outcome: Outcome) -> None:
+        nonlocal writer, failed
+        outcome_result = outcome.result
+        if collect:
+            result.outcomes.append(outcome)
+        if isinstance(outcome_result, CaptionFailure):
+            failed += 1
+            terminal.error(
+                f"{display_path(outcome_result.source)}: {outcome_result.error_type}: {outcome_result.message}"
+            )
+        if writer is not None:
+            try:
+                writer.write(outcome)
+            except BrokenPipeError:
+                writer = None
+                result.broken_pipe = True
+                _silence_stdout()
+                stop.request("broken pipe")
+        if sidecars is not None and isinstance(outcome_result, Caption):
+            _write_sidecar(sidecars, outcome_result, terminal, result)
+        note = annotate(outcome) if annotate else None
+        if note:
+            terminal.info(note)
+        if progress is not None and task is not None:
+            progress.update(task, advance=1, description=f"Captioning ({failed} failed)" if failed else "Captioning")
+
+    pipeline = Pipeline(
+        _Listed(todo, source),
+        store,
+        captioner,
+        batch_size=batch_size,
+        on_outcome=on_outcome,
+        should_stop=should_stop,
+    )
+    with stop.on_signals(), progress or contextlib.nullcontext():
+        summary = pipeline.run()
+    result.summary = summary
+    result.interrupted = bool(summary.unprocessed) and not result.broken_pipe
+    if writer is not None:
+        with contextlib.suppress(BrokenPipeError):
+            writer.close()
+    return result
+
+
+def _write_sidecar(sidecars: SidecarWriter, caption: Caption, terminal: Terminal, result: RunResult) -> None:
+    written = sidecars.write(caption)
+    result.sidecars[written.status] += 1
+    where = display_path(str(written.path)) if written.path else display_path(caption.source)
+    if written.status is SidecarStatus.ERROR:
+        terminal.error(f"cannot write sidecar {where}: {written.detail}")
+    elif written.status is SidecarStatus.CONFLICT:
+        terminal.warn(f"not writing sidecar {where}: {written.detail}")
+    elif written.status is SidecarStatus.KEPT_EXISTING:
+        terminal.detail(f"kept existing sidecar {where}")
+
+
+def _progress(terminal: Terminal) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=terminal.err,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
+def _silence_stdout() -> None:
+    """After the reader of our stdout went away, send the rest nowhere (as the Python docs recommend)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def print_summary(result: RunResult, terminal: Terminal, *, store_path: str, sidecars: bool) -> None:
+    """One line a person can read at the end of a run (stderr), plus what to do next when something was left."""
+    summary = result.summary
+    parts = [f"{summary.captioned} captioned", f"{summary.failed} failed"]
+    if result.already_captioned:
+        parts.append(f"{result.already_captioned} already captioned")
+    if result.not_images:
+        parts.append(f"{len(result.not_images)} skipped (not images{'' if terminal.verbose else '; -v lists them'})")
+    rate = f" ({summary.images_per_s:.1f} images/s)" if summary.processed else ""
+    terminal.info(f"{', '.join(parts)} in {summary.elapsed_s:.1f} s{rate}. Store: {store_path}")
+    if sidecars:
+        counts = result.sidecars
+        line = f"sidecars: {counts[SidecarStatus.WRITTEN]} written"
+        if counts[SidecarStatus.KEPT_EXISTING]:
+            line += f", {counts[SidecarStatus.KEPT_EXISTING]} existing kept (--overwrite replaces them)"
+        if counts[SidecarStatus.CONFLICT] or counts[SidecarStatus.ERROR]:
+            line += f", {counts[SidecarStatus.CONFLICT] + counts[SidecarStatus.ERROR]} not written"
+        terminal.info(line)
+    if result.interrupted:
+        terminal.warn(
+            f"stopped early: {len(summary.unprocessed)} images not captioned; "
+            "run the same command with --skip-existing to finish"
+        )
