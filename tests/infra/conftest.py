@@ -5,10 +5,10 @@ CDK_OUTDIR as the ``cdk`` CLI would set it) and ``custom`` (every optional switc
 to reach the template.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +19,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # A throw-away assembly directory, so the tests never write cdk.out (or staged assets) into the repository.
 CDK_OUTDIR = Path(tempfile.mkdtemp(prefix="imgcaption-cdk.out-"))
 os.environ["CDK_OUTDIR"] = str(CDK_OUTDIR)
+atexit.register(shutil.rmtree, CDK_OUTDIR, ignore_errors=True)
 
 pytest.importorskip("aws_cdk", reason="the CDK extra is not installed (pip install -r deploy/cdk/requirements-cdk.txt)")
 
 from cdk_synth import CUSTOM_SETTINGS, Synth, synth  # noqa: E402
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _remove_cdk_outdir() -> Iterator[None]:
-    yield
-    shutil.rmtree(CDK_OUTDIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,9 @@ def test_suffixes_are_matched_in_both_cases_and_never_twice() -> None:
 def test_visibility_timeout_is_six_function_timeouts_plus_the_batching_window() -> None:
     assert StackSettings().visibility_timeout_s == 6 * defaults.TIMEOUT_S
     assert StackSettings(timeout_s=300, max_batching_window_s=10).visibility_timeout_s == 1810
+
+
+def test_the_deployment_readme_documents_every_setting() -> None:
+    readme = (CDK_JSON.parent / "README.md").read_text()
+    undocumented = [name for name in StackSettings.model_fields if f"`{name}`" not in readme]
+    assert undocumented == []
