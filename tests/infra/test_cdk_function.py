@@ -1,11 +1,15 @@
 """The captioning function: the container image, its configuration, and how the queue invokes it."""
 
+from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ecr_assets as ecr_assets
 from cdk_synth import Synth
 
 from imgcaption_cdk import defaults
+from imgcaption_cdk.function import ASSET_EXCLUDES
 
 pytestmark = pytest.mark.infra
 
@@ -141,3 +145,27 @@ def test_staged_build_context_leaves_out_the_venv_caches_and_other_trees(default
     assert not any("__pycache__" in p.parts or p.suffix == ".pyc" for p in files)
     size_mb = sum(p.stat().st_size for p in files) / 1e6
     assert size_mb < 20, f"the Docker build context is {size_mb:.1f} MB: something large is no longer excluded"
+
+
+def test_the_exclude_list_alone_keeps_the_venv_out_should_the_dockerignore_loosen(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for relative in (".venv/lib/torch.so", ".git/HEAD", "src/imgcaption/__pycache__/x.pyc", "tests/test_x.py",
+                     "deploy/cdk/cdk.out/manifest.json", "src/imgcaption/__init__.py", "adapters/lambda/Dockerfile",
+                     "pyproject.toml"):  # fmt: skip
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text("x")
+    app = cdk.App(outdir=str(tmp_path / "out"))
+    asset = ecr_assets.DockerImageAsset(
+        cdk.Stack(app, "Scratch"),
+        "Image",
+        directory=str(root),
+        file="adapters/lambda/Dockerfile",
+        exclude=list(ASSET_EXCLUDES),
+        ignore_mode=cdk.IgnoreMode.DOCKER,
+    )
+    staged = tmp_path / "out" / f"asset.{asset.asset_hash}"
+    assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == [
+        "adapters/lambda/Dockerfile",
+        "pyproject.toml",
+        "src/imgcaption/__init__.py",
+    ]

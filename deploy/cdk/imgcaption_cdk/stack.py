@@ -3,7 +3,6 @@
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from imgcaption_cdk.alarms import Alarms
@@ -27,7 +26,6 @@ class ImgCaptionStack(cdk.Stack):
         construct_id: str,
         *,
         settings: StackSettings,
-        code: lambda_.DockerImageCode | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -41,7 +39,7 @@ class ImgCaptionStack(cdk.Stack):
             "Captioner",
             settings=settings,
             table_name=self.captions.table.table_name,
-            code=code or image_code(settings),
+            code=image_code(settings),
         )
         self.alarms = Alarms(
             self,
@@ -56,7 +54,7 @@ class ImgCaptionStack(cdk.Stack):
         self.images.notify(self.ingest.queue)
         self.captioner.consume(self.ingest.queue, settings)
         self.images.grant_read_images(self.captioner.role)
-        self.captions.table.grant_read_write_data(self.captioner.function)
+        self.captions.table.grant_read_write_data(self.captioner.role)
         self._acknowledge_cdk_notification_handler()
 
         cdk.CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Upload images here")

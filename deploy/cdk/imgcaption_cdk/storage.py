@@ -11,17 +11,13 @@ from imgcaption_cdk.nag import acknowledge
 from imgcaption_cdk.settings import StackSettings
 
 
-def _removal_policy(settings: StackSettings) -> cdk.RemovalPolicy:
-    return cdk.RemovalPolicy.RETAIN if settings.retain else cdk.RemovalPolicy.DESTROY
-
-
 class ImageBucket(Construct):
     """Private, encrypted, TLS-only bucket whose new images (under the watched prefix) are announced on a queue."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
-        removal = _removal_policy(settings)
+        removal = cdk.RemovalPolicy.RETAIN if settings.retain else cdk.RemovalPolicy.DESTROY
 
         self.access_logs = s3.Bucket(
             self,
