@@ -12,6 +12,7 @@ cannot, and the demo, and only the demo, falls back so that it still shows the w
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import sys
 import tempfile
@@ -152,14 +153,14 @@ def _scene_plan(settings: Settings, terminal: Terminal) -> DemoPlan | None:
     from imgcaption.captioner import Captioner
     from imgcaption.errors import ModelLoadError
 
-    try:
-        from imgcaption.testing.scene_model import scene_captioner_path
+    try:  # imported by name: the trained model ships separately from this command (issue 9)
+        scene_model = importlib.import_module("imgcaption.testing.scene_model")
         from imgcaption.testing.scenes import HELD_OUT_SEED_OFFSET, generate_scene
     except ImportError as exc:
         terminal.info(f"the trained scene captioner is not in this installation ({exc}); using random weights")
         return None
     try:
-        path = Path(scene_captioner_path())
+        path = Path(scene_model.scene_captioner_path())
     except OSError as exc:
         terminal.info(f"the trained scene captioner is not available ({exc}); using random weights")
         return None
@@ -218,6 +219,10 @@ def _expected_note(expected: dict[str, str]) -> Callable[[Outcome], str | None] 
 
     def note(outcome: Outcome) -> str | None:
         truth = expected.get(outcome.ref.uri)
-        return f"  expected: {truth}" if truth else None
+        if truth is None:
+            return None
+        if getattr(outcome.result, "text", None) == truth:
+            return "  ✓ the true caption"
+        return f"  ✗ expected: {truth}"
 
     return note

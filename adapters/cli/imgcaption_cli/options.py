@@ -54,7 +54,7 @@ class UsageFailure(click.ClickException):
 
 
 def quiet_model_libraries() -> None:
-    """Keep transformers' download bars and advice about generate() off a CLI user's terminal.
+    """Keep download bars, retry chatter and advice about generate() off a CLI user's terminal.
 
     Explicit settings win: ``TRANSFORMERS_VERBOSITY=info imgcaption caption ...`` still shows everything.
     """
@@ -63,7 +63,11 @@ def quiet_model_libraries() -> None:
     if "TRANSFORMERS_VERBOSITY" in os.environ:
         return
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as transformers_logging
+
+    # huggingface_hub's "Retrying in 8s" lines while offline: the resulting error is reported by the command itself.
+    hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
     transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

@@ -30,6 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from imgcaption.errors import StoreError
 from imgcaption.local.sidecars import SidecarStatus, SidecarWriter
 from imgcaption.local.writers import OutcomeWriter, display_path
 from imgcaption.pipeline import Pipeline, PipelineSummary
@@ -78,11 +79,14 @@ class Terminal:
         self.err.rule()
 
     @contextlib.contextmanager
-    def status(self, message: str) -> Iterator[None]:
+    def status(self, message: str, *, log: bool = True) -> Iterator[None]:
+        """A spinner on a terminal; elsewhere the message once (if ``log``), so a log shows what a long pause was."""
         if self.interactive:
             with self.err.status(escape(message)):
                 yield
         else:
+            if log:
+                self.info(message)
             yield
 
     def stdout(self) -> TextIO:
@@ -116,9 +120,12 @@ def list_inputs(source: ImageSource, terminal: Terminal) -> tuple[list[ImageRef]
     """Everything the source yields, up front: the progress bar needs a total, and an empty run needs no model."""
     refs: list[ImageRef] = []
     skipped: list[Skipped] = []
-    with terminal.status("Finding images…"):
+    with terminal.status("Finding images…", log=False):
         for item in source.iter_refs():
-            (skipped if isinstance(item, Skipped) else refs).append(item)  # type: ignore[arg-type]
+            if isinstance(item, Skipped):
+                skipped.append(item)
+            else:
+                refs.append(item)
     for item in skipped:
         terminal.detail(f"skipped {display_path(item.uri)}: {item.reason}")
     return refs, skipped
@@ -243,7 +250,7 @@ def run_captioning(
             except BrokenPipeError:
                 writer = None
                 result.broken_pipe = True
-                _silence_stdout()
+                silence_stdout()
                 stop.request("broken pipe")
         if sidecars is not None and isinstance(outcome_result, Caption):
             _write_sidecar(sidecars, outcome_result, terminal, result)
@@ -261,8 +268,15 @@ def run_captioning(
         on_outcome=on_outcome,
         should_stop=should_stop,
     )
-    with stop.on_signals(), progress or contextlib.nullcontext():
-        summary = pipeline.run()
+    try:
+        with stop.on_signals(), progress or contextlib.nullcontext():
+            summary = pipeline.run()
+    except KeyboardInterrupt:
+        terminal.error("aborted; every batch finished before the interrupt is recorded")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except StoreError as exc:
+        terminal.error(f"recording failed, stopping: {exc}")
+        raise SystemExit(EXIT_SOME_FAILED) from None
     result.summary = summary
     result.interrupted = bool(summary.unprocessed) and not result.broken_pipe
     if writer is not None:
@@ -298,7 +312,7 @@ def _progress(terminal: Terminal) -> Progress:
     )
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """After the reader of our stdout went away, send the rest nowhere (as the Python docs recommend)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     with contextlib.suppress(OSError, ValueError):
