@@ -363,3 +363,23 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_says_how_to_finish(
     assert "stopping after the current batch" in result.stderr
     assert "3 images not captioned; run the same command with --skip-existing" in result.stderr
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_on_a_terminal_the_progress_bar_goes_to_stderr_and_results_stay_clean(
+    imgcaption, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    import imgcaption_cli.running
+
+    terminal_console = functools.partial(imgcaption_cli.running.Console, force_terminal=True, width=100)
+    monkeypatch.setattr(imgcaption_cli.running, "Console", terminal_console)
+    result = imgcaption("caption", photos, "--format", "jsonl")
+    assert "5/5" in result.stderr  # the progress bar, with its total
+    assert len(jsonl(result.stdout)) == 5  # stdout (not a terminal here) holds only the results
+
+
+def test_piped_runs_show_no_progress_bar(imgcaption, photos: Path) -> None:
+    result = imgcaption("caption", photos, "--format", "jsonl")
+    assert "5/5" not in result.stderr
+    assert "\x1b[" not in result.stderr  # no colour codes in logs either

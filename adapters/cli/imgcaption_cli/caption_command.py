@@ -28,7 +28,10 @@ PRECISIONS = ("fp32", "int8")
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-r", "--recursive", is_flag=True, help="Include images in subdirectories.")
-@click.option("-m", "--model", default=None, help="Hub id or local model directory. [default: $IMGCAPTION_MODEL]")
+@click.option(
+    "-m", "--model", default=None,
+    help="Hub id or local model directory. [default: $IMGCAPTION_MODEL or nlpconnect/vit-gpt2-image-captioning]",
+)  # fmt: skip
 @click.option("--revision", default=None, help="Hub revision (commit) of --model.")
 @click.option("-b", "--batch-size", type=click.IntRange(1, 256), default=None, help="Images per forward pass.")
 @click.option("--beams", type=click.IntRange(1, 16), default=None, help="Beam width (1 = greedy). [default: 4]")
