@@ -249,11 +249,9 @@ class Captioner:
 
     def forward(self, pixel_values: torch.Tensor, generation: GenerationOptions) -> torch.Tensor:
         """Token ids for a batch of pixel tensors: the only stage a faster backend needs to replace."""
-        import torch
+        from imgcaption.decoding import decode
 
-        with torch.inference_mode():
-            output: torch.Tensor = self._model.generate(pixel_values, **generation.generate_kwargs())
-        return output
+        return decode(self._model, pixel_values, generation)
 
     def postprocess(self, token_ids: torch.Tensor) -> list[str]:
         texts = self._tokenizer.batch_decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
