@@ -1,0 +1,54 @@
+"""Fixtures of the reliability tests: moto in-process and the Lambda handler wired to it with a fast captioner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from reliability_support import TABLE, Aws, FakeCaptioner, moto_aws
+
+from imgcaption.aws.settings import AwsSettings
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    yield from moto_aws()
+
+
+@pytest.fixture
+def versioned_aws() -> Iterator[Aws]:
+    yield from moto_aws(versioned=True)
+
+
+HandlerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def lambda_handler() -> Iterator[HandlerFactory]:
+    """Initialise ``imgcaption_lambda.handler`` as a cold start would, with the given clients or store and captioner.
+
+    Returns the handler function; the module's cached processor is dropped afterwards.
+    """
+    from imgcaption_lambda import handler as module
+
+    def initialise(
+        aws: Aws,
+        captioner: Any = None,
+        *,
+        s3: Any = None,
+        dynamodb: Any = None,
+        store: Any = None,
+        batch_size: int = 4,
+    ) -> Any:
+        module.init(
+            AwsSettings(table_name=TABLE, batch_size=batch_size),
+            s3=s3 or aws.s3,
+            dynamodb=dynamodb or aws.dynamodb,
+            store=store,
+            captioner=captioner or FakeCaptioner(),
+        )
+        return module.handler
+
+    yield initialise
+    module._processor = None
