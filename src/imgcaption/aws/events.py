@@ -245,7 +245,7 @@ def refs_from_event(event: Mapping[str, Any]) -> list[S3ObjectRef]:
         if kind == "sns":
             return [ref for record in event["Records"] for ref in refs_from_body(record["Sns"]["Message"])]
         return [ref for record in event["Records"] for ref in refs_from_body(record["body"])]
-    except (ValidationError, KeyError, TypeError) as exc:
+    except (ValidationError, ValueError, KeyError, TypeError, RecursionError) as exc:  # ValueError: a bad eventTime
         raise EventParseError(f"malformed {kind} event: {exc}") from exc
 
 
@@ -253,7 +253,7 @@ def refs_from_body(body: str) -> list[S3ObjectRef]:
     """The objects an SQS message body names: an S3 notification, an SNS envelope of one, or an EventBridge event."""
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested deeper than the interpreter allows
         raise EventParseError(f"message body is not JSON: {body[:80]!r}") from exc
     if not isinstance(payload, dict):
         raise EventParseError(f"message body is not a JSON object: {body[:80]!r}")
