@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from reliability_support import TABLE, Aws, FakeCaptioner, moto_aws
+from reliability_support import TABLE, Aws, FakeCaptioner, moto_aws, moto_server, served_aws
 
 from imgcaption.aws.settings import AwsSettings
 
@@ -19,6 +19,17 @@ def aws() -> Iterator[Aws]:
 @pytest.fixture
 def versioned_aws() -> Iterator[Aws]:
     yield from moto_aws(versioned=True)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    yield from moto_server()
+
+
+@pytest.fixture
+def http_aws(moto_endpoint: str) -> Iterator[Aws]:
+    """moto over real HTTP: a ``before-send`` hook's response stands in for the network call (fault injection)."""
+    yield from served_aws(moto_endpoint)
 
 
 HandlerFactory = Callable[..., Any]

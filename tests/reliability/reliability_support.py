@@ -7,6 +7,7 @@ is gone. Its caption is a function of the pixels, so a test can tell which uploa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -172,28 +173,67 @@ class Aws:
 
 
 def moto_aws(*, versioned: bool = False) -> Iterator[Aws]:
-    """Start moto in-process with a bucket and the captions table (generator for fixtures)."""
-    import pytest
+    """moto in-process (``mock_aws``) with a bucket and the captions table (a generator, for fixtures).
+
+    In-process moto answers from botocore's ``before-send`` event, *before* any later hook: faults injected at that
+    level need :func:`moto_server` instead, where a hook's response replaces the HTTP call.
+    """
     from moto import mock_aws
 
-    from imgcaption.aws.clients import dynamodb_client, s3_client, sqs_client
+    with _credentials(), mock_aws():
+        yield _provision(None, versioned=versioned)
+
+
+def moto_server() -> Iterator[str]:
+    """moto_server on 127.0.0.1 in a thread; its endpoint (a generator, for fixtures). State: :func:`served_aws`."""
+    from moto.server import ThreadedMotoServer
+
+    with _credentials():
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+def served_aws(endpoint: str, *, versioned: bool = False) -> Iterator[Aws]:
+    """A fresh bucket and table on a running moto_server (every moto in a process shares state: reset first)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    with _credentials():
+        yield _provision(endpoint, versioned=versioned)
+
+
+@contextlib.contextmanager
+def _credentials() -> Iterator[None]:
+    import pytest
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_DEFAULT_REGION", REGION)
-        with mock_aws():
-            s3, dynamodb, sqs = s3_client(), dynamodb_client(), sqs_client()
-            aws = Aws(s3, dynamodb, sqs)
-            s3.meta.events.register("before-call.s3.*", lambda model, **_: aws.s3_calls.append(model.name))
-            s3.create_bucket(Bucket=BUCKET)
-            if versioned:
-                s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-            dynamodb.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            aws.s3_calls.clear()
-            yield aws
+        yield
+
+
+def _provision(endpoint: str | None, *, versioned: bool) -> Aws:
+    """Clients built exactly as production builds them (standard retries), a bucket and the captions table."""
+    from imgcaption.aws.clients import dynamodb_client, s3_client, sqs_client
+
+    s3, dynamodb, sqs = s3_client(endpoint), dynamodb_client(endpoint), sqs_client(endpoint)
+    aws = Aws(s3, dynamodb, sqs)
+    s3.create_bucket(Bucket=BUCKET)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: aws.s3_calls.append(model.name))
+    return aws
