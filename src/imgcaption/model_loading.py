@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcaption.errors import ModelLoadError
+from imgcaption.hub import hub_endpoint, hub_reachable
 
 PROVENANCE_FILE = "imgcaption-model.json"
 """Written next to a model we prepared (Docker build, ``imgcaption optimize``): where it came from and how."""
@@ -83,11 +84,14 @@ def load_model(
     else:
         provenance = {}
         location = reference
-        options = {"revision": revision, "local_files_only": local_files_only}
+        cache_only = local_files_only or not hub_reachable()
+        options = {"revision": revision, "local_files_only": cache_only}
         model_id = reference
         resolved_revision = revision
         tried = f"the hub id {reference!r} at revision {revision or 'main (unpinned)'}" + (
-            " from the local cache only" if local_files_only else " (cache, then download)"
+            " (cache, then download)"
+            if not cache_only
+            else " from the local cache only" + ("" if local_files_only else f", as {hub_endpoint()} is unreachable")
         )
     try:
         import torch
