@@ -298,9 +298,7 @@ def _error_from_failure(failure: CaptionFailure) -> ImgCaptionError:
 
 
 def _apply_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
-    """fp32 is the model as published. Fast modes are prepared by :mod:`imgcaption.precision`."""
-    if precision == "fp32":
-        return loaded
+    """fp32 is the model as published. Fast modes, and pre-quantized artifacts, are :mod:`imgcaption.precision`'s."""
     from imgcaption.precision import prepare_for_precision
 
     return prepare_for_precision(loaded, precision)

@@ -74,6 +74,15 @@ def load_model(
     directory = Path(reference).expanduser()
     if directory.is_dir():
         provenance = read_provenance(directory)
+        if provenance.get("format"):  # a pre-quantized artifact from `imgcaption optimize`: no transformers needed
+            from imgcaption.artifact import load_artifact
+
+            return load_artifact(
+                directory,
+                provenance,
+                str(provenance.get("model_id") or directory),
+                _local_revision(directory, provenance),
+            )
         location: str = str(directory)
         options: dict[str, Any] = {}
         model_id = str(provenance.get("model_id") or directory)

@@ -1,13 +1,15 @@
 """Fast modes: the same model computing in lower precision, opt-in because captions may differ from fp32.
 
-``int8``: dynamic int8 quantization of every linear layer. GPT-2 uses ``transformers`` ``Conv1D`` (a transposed
-linear) that ``quantize_dynamic`` skips, so those are converted to ``nn.Linear`` first.
+``int8``: int8 weights for every linear layer (per output channel), activations quantized on the fly, run by the
+transformers-free runtime in :mod:`imgcaption.artifact`. GPT-2 uses ``transformers`` ``Conv1D`` (a transposed
+linear), which is converted to ``nn.Linear`` before quantizing. Quantizing at load costs seconds and about 2 GB;
+``imgcaption optimize`` saves the result once so that loading it is fast (:func:`imgcaption.artifact.save_artifact`).
+
+``fp32`` is the published model, decoded by :func:`imgcaption.decoding.decode` with the same tokens as ``generate``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
 from typing import Any
 
 from imgcaption.errors import ConfigurationError
@@ -34,18 +36,23 @@ def conv1d_to_linear(module: Any) -> Any:
     return module
 
 
-def quantize_int8(model: Any) -> Any:
-    import torch
-
-    conv1d_to_linear(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao points to torchao; the API still works
-        return torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {torch.nn.Linear}, dtype=torch.qint8
-        )
+def loaded_precision(loaded: LoadedModel) -> Precision:
+    """The precision a loaded model already has: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``."""
+    return "int8" if loaded.provenance.get("precision") == "int8" else "fp32"
 
 
 def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+    """The model computing in ``precision``; a pre-quantized artifact is used as it is."""
+    have = loaded_precision(loaded)
+    if have == precision:
+        return loaded
+    if have != "fp32":
+        raise ConfigurationError(
+            f"{loaded.model_id} was loaded from a pre-quantized {have} artifact and cannot compute in {precision}; "
+            f"use precision={have!r} (IMGCAPTION_PRECISION={have}) or point at the fp32 model directory"
+        )
     if precision == "int8":
-        return dataclasses.replace(loaded, model=quantize_int8(loaded.model))
+        from imgcaption.artifact import int8_from_loaded
+
+        return int8_from_loaded(loaded)
     raise ConfigurationError(f"precision {precision!r} is not available in this version; use fp32 or int8")
