@@ -30,9 +30,7 @@ OPTIONS = [
 def noisy_images(count: int, seed: int = 0) -> list[Image.Image]:
     """Different sizes and contents, so every image takes its own path through the beams."""
     rng = np.random.default_rng(seed)
-    return [
-        Image.fromarray(rng.integers(0, 255, (64 + 24 * i, 96 + 16 * i, 3), dtype=np.uint8)) for i in range(count)
-    ]
+    return [Image.fromarray(rng.integers(0, 255, (64 + 24 * i, 96 + 16 * i, 3), dtype=np.uint8)) for i in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +110,11 @@ def test_decode_falls_back_to_generate_when_the_config_asks_for_a_logits_process
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not os.environ.get("IMGCAPTION_FULL_MODEL_DIR"),
-    reason="set IMGCAPTION_FULL_MODEL_DIR to a save_random_model(DIR, 'full') directory (~1 GB) to run",
+    not os.environ.get("VITGPT2_FULL_DIR"),
+    reason="set VITGPT2_FULL_DIR to a save_random_model(DIR, 'full') directory (~1 GB) to run",
 )
 def test_full_size_model_gives_identical_tokens() -> None:
-    loaded = load_model(os.environ["IMGCAPTION_FULL_MODEL_DIR"])
+    loaded = load_model(os.environ["VITGPT2_FULL_DIR"])
     values = pixels(loaded, noisy_images(3, seed=3))
     for options in OPTIONS[:2]:
         for row in range(values.shape[0]):

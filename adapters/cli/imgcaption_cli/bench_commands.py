@@ -1,0 +1,89 @@
+"""``imgcaption bench`` (every mode against the baseline) and ``imgcaption optimize`` (save an int8 artifact)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def optimize(model_dir: Path, out_dir: Path) -> None:
+    """Quantize the fp32 model in MODEL_DIR to an int8 artifact in OUT_DIR that loads fast.
+
+    Load it with precision int8 (IMGCAPTION_PRECISION=int8); this is what the Docker image bakes in.
+    """
+    from imgcaption.artifact import save_artifact
+    from imgcaption.errors import ImgCaptionError
+
+    try:
+        target = save_artifact(model_dir, out_dir)
+    except ImgCaptionError as exc:
+        raise click.ClickException(exc.message) from exc
+    size = sum(f.stat().st_size for f in target.iterdir() if f.is_file()) / 1e6
+    click.echo(f"wrote an int8 artifact to {target} ({size:.0f} MB); load it with precision int8")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--artifact", type=click.Path(file_okay=False, path_type=Path), help="int8 artifact (built if absent).")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Input image (repeatable); default: the examples/ pictures.",
+)
+@click.option("--threads", "threads", multiple=True, type=int, default=(1, 2), show_default=True)
+@click.option("--repeats", default=2, show_default=True, help="Passes over the images for latency.")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=int, default=(1, 4, 8, 16), show_default=True)
+@click.option("--cold-runs", default=3, show_default=True, help="Fresh processes per cold-start measurement.")
+@click.option(
+    "--fidelity-model",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A trained model for int8 fidelity (default: the bundled scene captioner).",
+)
+@click.option("--fidelity-images", default=24, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write raw JSON.")
+def bench(
+    model_dir: Path,
+    artifact: Path | None,
+    images: tuple[Path, ...],
+    threads: tuple[int, ...],
+    repeats: int,
+    batch_sizes: tuple[int, ...],
+    cold_runs: int,
+    fidelity_model: Path | None,
+    fidelity_images: int,
+    json_path: Path | None,
+) -> None:
+    """Benchmark fp32 (exact) and int8 against the baseline on MODEL_DIR and print the markdown report.
+
+    Use the full-size model for meaningful numbers (``save_random_model(DIR, "full")``).
+    """
+    from imgcaption.bench.report import render
+    from imgcaption.bench.runner import BenchConfig, run_benchmark
+
+    if fidelity_model is None:
+        from imgcaption.testing.scene_model import SCENE_CAPTIONER_DIR
+
+        fidelity_model = SCENE_CAPTIONER_DIR if (SCENE_CAPTIONER_DIR / "model.safetensors").is_file() else None
+    config = BenchConfig(
+        model_dir=model_dir,
+        artifact_dir=artifact,
+        image_paths=images,
+        threads=threads,
+        repeats=repeats,
+        batch_sizes=batch_sizes,
+        throughput_threads=threads,
+        cold_start_runs=cold_runs,
+        fidelity_model=fidelity_model,
+        fidelity_images=fidelity_images,
+        progress=lambda message: click.echo(message, err=True),
+    )
+    result = run_benchmark(config)
+    if json_path is not None:
+        json_path.write_text(result.to_json())
+    click.echo(render(result))

@@ -1,0 +1,141 @@
+"""The benchmark as markdown: ratios first, absolute numbers second, then the Lambda cost and capacity models."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from imgcaption.bench.lambda_cost import (
+    CONCURRENCIES,
+    MEMORY_SIZES_MB,
+    MeasuredSpeed,
+    capacity_table,
+    cost_table,
+    recommend,
+)
+from imgcaption.bench.runner import BenchResult, Throughput
+
+RSS_HEADROOM = 1.5
+"""Recommend a Lambda size with this factor above the measured peak RSS (larger images, batches, allocator slack)."""
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def speed_for_lambda(result: BenchResult, mode: str = "int8") -> MeasuredSpeed | None:
+    """Seconds per image at 1 and 2 threads at the batch size with the best 1-thread throughput."""
+    rates = {(t.threads, t.batch_size): t for t in result.throughput if t.mode == mode}
+    batches = sorted({b for _, b in rates if (1, b) in rates and (2, b) in rates})
+    if not batches:
+        return None
+    best = max(batches, key=lambda b: rates[(1, b)].images_per_second)
+    return MeasuredSpeed(
+        1 / rates[(1, best)].images_per_second, 1 / rates[(2, best)].images_per_second, batch_size=best
+    )
+
+
+def render(result: BenchResult) -> str:
+    m = result.machine
+    lines = [
+        "## Machine",
+        "",
+        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['flags'])}), Python {m['python']}, torch {m['torch']} "
+        f"(quantized engine {m['quantized_engine']}); load average at start {m['load_average_at_start']}.",
+        f"Model: `{result.config['model']}`; images: {', '.join(result.config['images'])}; "
+        f"{result.config['repeats']} repeats, interleaved A B A B with the baseline.",
+        "",
+        "## Latency, batch 1 — speed-up over the baseline (fp32 `generate`, beams 4), median of paired ratios",
+        "",
+        "| threads | decoding | mode | speed-up | p50 s | p95 s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in result.latency:
+        lines.append(f"| {t.threads} | {t.decoding} | {t.mode} | **{t.speedup:.2f}×** | {t.p50:.3f} | {t.p95:.3f} |")
+    lines += [
+        "",
+        f"Exact mode (fp32) tokens identical to the baseline on every image: **{result.exact_tokens_identical}**.",
+        "",
+        "## Throughput, beams 4 — images/s and speed-up over the baseline's batch-1 rate at the same threads",
+        "",
+        "| threads | batch | mode | images/s | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for tp in sorted(result.throughput, key=lambda x: (x.threads, x.mode, x.batch_size)):
+        lines.append(f"| {tp.threads} | {tp.batch_size} | {tp.mode} | {tp.images_per_second:.2f} | {tp.speedup:.2f}× |")
+    lines += ["", "## Cold start: a fresh process, start to first caption (medians)", ""]
+    lines += [
+        "| what | wall s | of which import s | load s | first caption s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in result.cold_start:
+        lines.append(
+            f"| {c.label} | {_median(c.wall_seconds):.2f} | {_median(c.import_seconds):.2f} | "
+            f"{_median(c.load_seconds):.2f} | {_median(c.first_caption_seconds):.2f} | {_median(c.peak_rss_mb):.0f} |"
+        )
+    lines += ["", "| import (fresh process, wall) | median s |", "|---|---|"]
+    for label, values in result.import_seconds.items():
+        lines.append(f"| `{label}` | {_median(values):.2f} |")
+    lines += ["", "## Fidelity of int8 against fp32 (beams 4)", ""]
+    lines += ["| model | images | identical captions | token agreement |", "|---|---|---|---|"]
+    for f in result.fidelity:
+        lines.append(f"| {f.model} | {f.images} | {f.identical_captions:.1%} | {f.token_agreement:.1%} |")
+    lines += _lambda_sections(result)
+    return "\n".join(lines) + "\n"
+
+
+def _lambda_sections(result: BenchResult) -> list[str]:
+    speed = speed_for_lambda(result)
+    if speed is None:
+        return ["", "(no 1- and 2-thread int8 throughput measured: no Lambda cost model)"]
+    int8_rss = [c for c in result.cold_start if c.label == "int8 artifact"]
+    min_memory = int(_median(int8_rss[0].peak_rss_mb) * RSS_HEADROOM) if int8_rss else 0
+    rows = cost_table(speed)
+    best = recommend(rows, min_memory_mb=min_memory)
+    lines = [
+        "",
+        f"## Lambda cost per million images (int8, batch {speed.batch_size} per invocation)",
+        "",
+        f"From the measured {speed.seconds_1_thread:.3f} s/image at 1 thread and {speed.seconds_2_threads:.3f} s at "
+        f"2 threads (batch {speed.batch_size}); 1 vCPU per 1,769 MB; sizes above 2 vCPUs extrapolated with Amdahl's "
+        f"law (p = {speed.parallel_fraction:.2f}), marked *; arm prices applied to x86 times, not measured on arm.",
+        "",
+        "| memory MB | vCPUs | threads | s/image | x86_64 $/M | arm64 $/M |",
+        "|---|---|---|---|---|---|",
+    ]
+    by_size: dict[int, dict[str, float]] = {}
+    for row in rows:
+        by_size.setdefault(row.memory_mb, {})[row.architecture] = row.dollars_per_million
+    for row in rows:
+        if row.architecture != "x86_64":
+            continue
+        star = "" if row.measured else "*"
+        lines.append(
+            f"| {row.memory_mb} | {row.vcpus:.2f} | {row.threads} | {row.seconds_per_image:.3f}{star} | "
+            f"{by_size[row.memory_mb]['x86_64']:.2f} | {by_size[row.memory_mb]['arm64']:.2f} |"
+        )
+    lines += [
+        "",
+        f"**Recommended: {best.memory_mb} MB, x86_64, batch {speed.batch_size}** — ${best.dollars_per_million:.2f} "
+        f"per million images ({best.threads} thread(s), {best.seconds_per_image:.3f} s/image), the cheapest measured "
+        f"size with at least {RSS_HEADROOM}× the int8 peak RSS ({min_memory} MB). arm64 would be 20% cheaper per "
+        "GB-second if its speed per vCPU matched; measure before switching.",
+        "",
+        f"## Capacity (int8, x86_64, batch {speed.batch_size}): images/hour by memory size and reserved concurrency",
+        "",
+        "| memory MB | " + " | ".join(f"{c} workers" for c in CONCURRENCIES) + " | $ per busy worker-hour |",
+        "|---|" + "---|" * (len(CONCURRENCIES) + 1),
+    ]
+    capacity = capacity_table(speed)
+    for memory_mb in MEMORY_SIZES_MB:
+        cells = [c for c in capacity if c.memory_mb == memory_mb]
+        per_worker = cells[0].dollars_per_hour / cells[0].concurrency
+        lines.append(
+            f"| {memory_mb} | " + " | ".join(f"{c.images_per_hour:,.0f}" for c in cells) + f" | {per_worker:.3f} |"
+        )
+    return lines
+
+
+def best_throughput(result: BenchResult, mode: str, threads: int) -> Throughput | None:
+    rows = [t for t in result.throughput if t.mode == mode and t.threads == threads]
+    return max(rows, key=lambda t: t.images_per_second) if rows else None

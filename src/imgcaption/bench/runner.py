@@ -1,0 +1,400 @@
+"""Measure every mode against the baseline in the same run, interleaved, so machine drift hits both alike.
+
+The baseline is the original system's path: the fp32 transformers model, ``generate(max_length=16, num_beams=4)``,
+batch 1. Every timed call captions PIL images end to end (preprocess, decode, detokenize). Modes:
+
+* ``baseline`` — ``model.generate`` as the seed called it (and ``generate`` greedy, for the greedy rows);
+* ``fp32`` — the default exact mode: :func:`imgcaption.decoding.decode`, same tokens as the baseline;
+* ``int8`` — the pre-quantized artifact written by ``imgcaption optimize``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imgcaption.generation import GenerationOptions
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from imgcaption.captioner import Captioner
+
+BEAMS4 = GenerationOptions()
+GREEDY = GenerationOptions(num_beams=1, max_length=16)
+MODES = ("baseline", "fp32", "int8")
+
+
+@dataclass
+class BenchConfig:
+    model_dir: Path
+    artifact_dir: Path | None = None
+    image_paths: Sequence[Path] = ()
+    threads: Sequence[int] = (1, 2)
+    repeats: int = 2
+    batch_sizes: Sequence[int] = (1, 4, 8, 16)
+    throughput_threads: Sequence[int] = (1, 2)
+    cold_start_runs: int = 3
+    fidelity_model: Path | None = None
+    fidelity_images: int = 24
+    progress: Callable[[str], None] = lambda _: None
+
+
+@dataclass
+class Timing:
+    mode: str
+    decoding: str
+    threads: int
+    seconds: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # baseline beams-4 time / this time, pair by pair
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+    @property
+    def speedup(self) -> float:
+        return statistics.median(self.ratios)
+
+
+@dataclass
+class Throughput:
+    mode: str
+    threads: int
+    batch_size: int
+    images_per_second: float
+    speedup: float  # vs the baseline's batch-1 beams-4 images/s at the same thread count
+
+
+@dataclass
+class ColdStart:
+    label: str
+    wall_seconds: list[float]
+    import_seconds: list[float]
+    load_seconds: list[float]
+    first_caption_seconds: list[float]
+    peak_rss_mb: list[float]
+
+
+@dataclass
+class Fidelity:
+    model: str
+    images: int
+    identical_captions: float
+    token_agreement: float
+
+
+@dataclass
+class BenchResult:
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    latency: list[Timing]
+    throughput: list[Throughput]
+    cold_start: list[ColdStart]
+    import_seconds: dict[str, list[float]]
+    fidelity: list[Fidelity]
+    exact_tokens_identical: bool
+
+    def to_json(self) -> str:
+        def encode(value: Any) -> Any:
+            return str(value) if isinstance(value, Path) else value
+
+        data = asdict(self)
+        for timing, raw in zip(self.latency, data["latency"], strict=True):
+            raw.update(p50=timing.p50, p95=timing.p95, speedup=timing.speedup)
+        return json.dumps(data, indent=2, default=encode)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def describe_machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    flags: list[str] = []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and cpu in ("", "unknown", "x86_64"):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+                flags = [flag for flag in line.split(":", 1)[1].split() if flag in wanted]
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "flags": sorted(set(flags)),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "quantized_engine": torch.backends.quantized.engine,
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
+
+
+def token_agreement(a: Any, b: Any, pad: int) -> tuple[int, int]:
+    """(matching positions, compared positions) of two token sequences, the shorter padded with ``pad``."""
+    left, right = list(a), list(b)
+    length = max(len(left), len(right))
+    left += [pad] * (length - len(left))
+    right += [pad] * (length - len(right))
+    return sum(x == y for x, y in zip(left, right, strict=True)), length
+
+
+def load_images(paths: Sequence[Path]) -> list[Image.Image]:
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def default_images() -> list[Path]:
+    """The repository's ``examples/`` pictures (painted, CC0), else freshly painted ones."""
+    root = Path(__file__).resolve().parents[3] / "examples"
+    found = sorted(root.glob("*.jpg")) if root.is_dir() else []
+    if found:
+        return found
+    target = Path(tempfile.mkdtemp(prefix="imgcaption-bench-"))
+    from imgcaption.local.examples import write_example_images
+
+    return sorted(write_example_images(target))
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+class _Runners:
+    """One callable per (mode, options): PIL images in, token ids out."""
+
+    def __init__(self, fp32: Captioner, int8: Captioner, model: Any) -> None:
+        self.fp32, self.int8, self.model = fp32, int8, model
+
+    def run(self, mode: str, options: GenerationOptions, images: Sequence[Image.Image]) -> Any:
+        if mode == "baseline":
+            pixel_values = self.fp32.preprocess(images)
+            tokens = self.model.generate(pixel_values, **options.generate_kwargs())  # the seed: no inference_mode
+            self.fp32.postprocess(tokens)
+            return tokens
+        captioner = self.fp32 if mode == "fp32" else self.int8
+        tokens = captioner.forward(captioner.preprocess(images), options)
+        captioner.postprocess(tokens)
+        return tokens
+
+
+def run_benchmark(config: BenchConfig) -> BenchResult:
+    import torch
+
+    from imgcaption.artifact import save_artifact
+    from imgcaption.captioner import Captioner
+    from imgcaption.model_loading import load_model
+
+    say = config.progress
+    paths = list(config.image_paths) or default_images()
+    images = load_images(paths)
+    machine = describe_machine()
+    artifact = config.artifact_dir
+    if artifact is None or not (artifact / "imgcaption-model.json").is_file():
+        artifact = artifact or Path(tempfile.mkdtemp(prefix="imgcaption-int8-"))
+        say(f"building the int8 artifact in {artifact}")
+        save_artifact(config.model_dir, artifact)
+    loaded = load_model(str(config.model_dir))
+    fp32 = Captioner(loaded)
+    int8 = Captioner.from_pretrained(str(artifact), precision="int8", threads=max(config.threads))
+    runners = _Runners(fp32, int8, loaded.model)
+    pad = int(loaded.model.generation_config.pad_token_id or 0)
+
+    latency: list[Timing] = []
+    outputs: dict[tuple[str, str, int], Any] = {}
+    for threads in config.threads:
+        torch.set_num_threads(threads)
+        for options, label in ((BEAMS4, "beams 4"), (GREEDY, "greedy")):
+            timings = {mode: Timing(mode, label, threads) for mode in MODES}
+            baseline_b4 = Timing("baseline", "beams 4", threads)
+            for repeat in range(config.repeats):
+                for index, image in enumerate(images):
+                    say(f"latency {label} threads={threads} repeat {repeat + 1} image {index + 1}/{len(images)}")
+                    reference = None
+                    if options is not BEAMS4:  # greedy rows are compared with the seed's beams-4 time too
+                        started = time.perf_counter()
+                        runners.run("baseline", BEAMS4, [image])
+                        reference = time.perf_counter() - started
+                        baseline_b4.seconds.append(reference)
+                    for mode in MODES:
+                        started = time.perf_counter()
+                        tokens = runners.run(mode, options, [image])
+                        elapsed = time.perf_counter() - started
+                        timings[mode].seconds.append(elapsed)
+                        outputs[(mode, label, index)] = tokens[0].tolist()
+                    seed = reference if reference is not None else timings["baseline"].seconds[-1]
+                    for mode in MODES:
+                        timings[mode].ratios.append(seed / timings[mode].seconds[-1])
+            latency.extend(timings.values())
+    exact = all(
+        outputs[("fp32", label, i)] == outputs[("baseline", label, i)]
+        for label in ("beams 4", "greedy")
+        for i in range(len(images))
+    )
+
+    throughput: list[Throughput] = []
+    for threads in config.throughput_threads:
+        torch.set_num_threads(threads)
+        base = [t for t in latency if t.mode == "baseline" and t.decoding == "beams 4" and t.threads == threads]
+        base_rate = 1 / base[0].p50 if base else float("nan")
+        if not base:
+            started = time.perf_counter()
+            runners.run("baseline", BEAMS4, images[:1])
+            base_rate = 1 / (time.perf_counter() - started)
+        for batch_size in config.batch_sizes:
+            batch = [images[i % len(images)] for i in range(batch_size)]
+            for mode in ("fp32", "int8"):
+                say(f"throughput {mode} batch {batch_size} threads={threads}")
+                started = time.perf_counter()
+                runners.run(mode, BEAMS4, batch)
+                rate = batch_size / (time.perf_counter() - started)
+                throughput.append(Throughput(mode, threads, batch_size, rate, rate / base_rate))
+
+    say("cold start")
+    cold = measure_cold_starts(config.model_dir, artifact, paths[0], config.cold_start_runs, max(config.threads))
+    imports = measure_imports(config.cold_start_runs)
+
+    fidelity = [_fidelity_from_outputs(outputs, len(images), pad, loaded.model_id)]
+    if config.fidelity_model is not None and config.fidelity_images > 0:
+        say("fidelity on the trained scene captioner")
+        fidelity.append(scene_fidelity(config.fidelity_model, config.fidelity_images))
+
+    return BenchResult(
+        machine=machine,
+        config={
+            "model": str(config.model_dir),
+            "artifact": str(artifact),
+            "images": [p.name for p in paths],
+            "repeats": config.repeats,
+            "threads": list(config.threads),
+        },
+        latency=latency,
+        throughput=throughput,
+        cold_start=cold,
+        import_seconds=imports,
+        fidelity=fidelity,
+        exact_tokens_identical=exact,
+    )
+
+
+def _fidelity_from_outputs(outputs: dict[tuple[str, str, int], Any], count: int, pad: int, name: str) -> Fidelity:
+    same = matches = total = 0
+    for index in range(count):
+        a, b = outputs[("fp32", "beams 4", index)], outputs[("int8", "beams 4", index)]
+        same += a == b
+        hit, length = token_agreement(a, b, pad)
+        matches, total = matches + hit, total + length
+    return Fidelity(name, count, same / count, matches / total)
+
+
+def scene_fidelity(model_dir: Path, count: int) -> Fidelity:
+    """int8 against fp32 on a model whose captions mean something: the trained scene captioner."""
+    from imgcaption.captioner import Captioner
+    from imgcaption.testing.scenes import held_out_scenes
+
+    fp32 = Captioner.from_pretrained(str(model_dir), precision="fp32")
+    int8 = Captioner.from_pretrained(str(model_dir), precision="int8")
+    scenes = [scene.image for scene in held_out_scenes(count)]
+    pad = 50256
+    same = matches = total = 0
+    for image in scenes:
+        a = fp32.forward(fp32.preprocess([image]), BEAMS4)[0].tolist()
+        b = int8.forward(int8.preprocess([image]), BEAMS4)[0].tolist()
+        same += a == b
+        hit, length = token_agreement(a, b, pad)
+        matches, total = matches + hit, total + length
+    return Fidelity(f"scene captioner ({model_dir.name})", count, same / count, matches / total)
+
+
+_COLD_SCRIPT = """
+import json, sys, time
+started = time.perf_counter()
+from imgcaption import Captioner
+imported = time.perf_counter()
+captioner = Captioner.from_pretrained(sys.argv[1], precision=sys.argv[2], threads=int(sys.argv[4]))
+loaded = time.perf_counter()
+captioner.caption(sys.argv[3])
+done = time.perf_counter()
+print(json.dumps({"import": imported - started, "load": loaded - imported, "caption": done - loaded}))
+"""
+
+
+def _timed_child(args: Sequence[str]) -> tuple[float, float, str]:
+    """(wall seconds from spawn to exit, peak RSS MB, stdout) of a child process."""
+    started = time.perf_counter()
+    # our own interpreter running our own script: no untrusted input
+    process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # noqa: S603
+    assert process.stdout is not None
+    out = process.stdout.read()
+    process.stdout.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{args} exited with {process.returncode}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def measure_cold_starts(model_dir: Path, artifact: Path, image: Path, runs: int, threads: int) -> list[ColdStart]:
+    """A fresh process, start to first caption: the int8 artifact and the fp32 model, interleaved."""
+    results = {
+        "int8 artifact": ColdStart("int8 artifact", [], [], [], [], []),
+        "fp32 (transformers)": ColdStart("fp32 (transformers)", [], [], [], [], []),
+    }
+    for _ in range(runs):
+        for label, directory, precision in (
+            ("int8 artifact", artifact, "int8"),
+            ("fp32 (transformers)", model_dir, "fp32"),
+        ):
+            wall, rss, out = _timed_child(
+                [sys.executable, "-c", _COLD_SCRIPT, str(directory), precision, str(image), str(threads)]
+            )
+            inner = json.loads(out.strip().splitlines()[-1])
+            entry = results[label]
+            entry.wall_seconds.append(wall)
+            entry.peak_rss_mb.append(rss)
+            entry.import_seconds.append(inner["import"])
+            entry.load_seconds.append(inner["load"])
+            entry.first_caption_seconds.append(inner["caption"])
+    return list(results.values())
+
+
+def measure_imports(runs: int) -> dict[str, list[float]]:
+    """Wall time of ``python -c 'import imgcaption'`` beside a bare interpreter, interleaved."""
+    times: dict[str, list[float]] = {"python -c pass": [], "import imgcaption": [], "import torch": []}
+    for _ in range(runs):
+        for label, code in (
+            ("python -c pass", "pass"),
+            ("import imgcaption", "import imgcaption"),
+            ("import torch", "import torch"),
+        ):
+            wall, _, _ = _timed_child([sys.executable, "-c", code])
+            times[label].append(wall)
+    return times
