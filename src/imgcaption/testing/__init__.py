@@ -6,11 +6,29 @@
 and cost (~239M parameters) for benchmarks; ``tiny`` is the same architecture shrunk for unit tests.
 Captions from random weights are gibberish: they test plumbing, determinism and speed, not wording.
 ``MemorySource`` and ``MemoryStore`` are in-memory implementations of the ports.
+
+``generate_scene`` draws synthetic scenes ("a red circle on the left of a blue square") and
+``scene_captioner_path()`` is a tiny captioner trained on them (committed, 100% exact on held-out scenes), so tests
+and the offline demo can check that the right caption reaches the right record.
 """
 
 from __future__ import annotations
 
 from imgcaption.testing.fakes import MemorySource, MemoryStore
 from imgcaption.testing.random_model import VENDORED_MODEL_FILES, ModelSize, save_random_model
+from imgcaption.testing.scene_model import scene_captioner_path
+from imgcaption.testing.scenes import Scene, generate_scene, held_out_scenes, mirror_scene, transform_scene
 
-__all__ = ["VENDORED_MODEL_FILES", "MemorySource", "MemoryStore", "ModelSize", "save_random_model"]
+__all__ = [
+    "VENDORED_MODEL_FILES",
+    "MemorySource",
+    "MemoryStore",
+    "ModelSize",
+    "Scene",
+    "generate_scene",
+    "held_out_scenes",
+    "mirror_scene",
+    "save_random_model",
+    "scene_captioner_path",
+    "transform_scene",
+]
