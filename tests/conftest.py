@@ -36,3 +36,11 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("IMGCAPTION_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("IMGCAPTION_DB", str(tmp_path / "captions.db"))
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and a region for moto, so no test can reach a real AWS account by accident."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

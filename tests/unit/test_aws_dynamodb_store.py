@@ -23,13 +23,7 @@ URI = "s3://photos/holiday 2024/café +1.jpg"
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBStore]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def store(fake_aws_credentials: None) -> Iterator[DynamoDBStore]:
     with mock_aws():
         client = dynamodb_client()
         client.create_table(

@@ -19,13 +19,7 @@ from imgcaption.ports import Skipped
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def s3(fake_aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = s3_client()
         client.create_bucket(Bucket="photos")

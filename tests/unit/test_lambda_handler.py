@@ -65,13 +65,7 @@ class Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(fake_aws_credentials: None) -> Iterator[Aws]:
     with mock_aws():
         s3, dynamodb = s3_client(), dynamodb_client()
         s3.create_bucket(Bucket=BUCKET)
