@@ -78,3 +78,11 @@ def test_the_recommendation_is_the_cheapest_measured_size_that_fits() -> None:
 def test_token_agreement_counts_positions_and_pads_the_shorter() -> None:
     assert token_agreement([1, 2, 3], [1, 2, 3], pad=0) == (3, 3)
     assert token_agreement([1, 2, 3, 4], [1, 9], pad=0) == (1, 4)
+
+
+def test_without_a_usable_two_thread_figure_bigger_sizes_are_assumed_no_faster() -> None:
+    speed = MeasuredSpeed(seconds_1_thread=0.5, seconds_2_threads=None, batch_size=4)
+    rows = {(r.memory_mb, r.architecture): r for r in cost_table(speed)}
+    assert rows[(4096, "x86_64")].seconds_per_image == 0.5
+    assert not rows[(4096, "x86_64")].measured
+    assert recommend(list(rows.values())).memory_mb == 2048

@@ -27,15 +27,21 @@ CONCURRENCIES: tuple[int, ...] = (1, 2, 5, 10, 25, 50)
 
 @dataclass(frozen=True, slots=True)
 class MeasuredSpeed:
-    """Seconds per image at 1 and 2 threads, for one mode and batch size, measured on one machine."""
+    """Seconds per image at 1 and (if usable) 2 threads, for one mode and batch size, measured on one machine.
+
+    ``seconds_2_threads`` is ``None`` when the 2-thread run was no faster than 1 thread (a shared machine makes
+    threads wait for each other): sizes with 2+ vCPUs are then assumed no faster than 1 thread, and not measured.
+    """
 
     seconds_1_thread: float
-    seconds_2_threads: float
+    seconds_2_threads: float | None
     batch_size: int
 
     @property
     def parallel_fraction(self) -> float:
-        """Amdahl's p from the 1→2 thread speed-up s = t1/t2: s = 1/((1-p) + p/2)."""
+        """Amdahl's p from the 1→2 thread speed-up s = t1/t2: s = 1/((1-p) + p/2); 0 without a 2-thread figure."""
+        if self.seconds_2_threads is None:
+            return 0.0
         speedup = self.seconds_1_thread / self.seconds_2_threads
         return min(1.0, max(0.0, 2 * (1 - 1 / speedup)))
 
@@ -46,7 +52,7 @@ class MeasuredSpeed:
         threads = min(MAX_VCPUS, math.floor(vcpus))
         if threads == 1:
             return self.seconds_1_thread, True
-        if threads == 2:
+        if threads == 2 and self.seconds_2_threads is not None:
             return self.seconds_2_threads, True
         p = self.parallel_fraction
         return self.seconds_1_thread * ((1 - p) + p / threads), False
