@@ -47,7 +47,8 @@ def render(result: BenchResult) -> str:
         "## Machine",
         "",
         f"{m['cpu']}, {m['cores']} cores ({', '.join(m['flags'])}), Python {m['python']}, torch {m['torch']} "
-        f"(quantized engine {m['quantized_engine']}); load average at start {m['load_average_at_start']}.",
+        f"(kernels {m.get('cpu_capability', '?')}, quantized engine {m['quantized_engine']}); "
+        f"load average at start {m['load_average_at_start']}.",
         f"Model: `{result.config['model']}`; images: {', '.join(result.config['images'])}; "
         f"{result.config['repeats']} repeats, interleaved A B A B with the baseline.",
         "",
@@ -64,11 +65,14 @@ def render(result: BenchResult) -> str:
         "",
         "## Throughput, beams 4 — images/s and speed-up over the baseline's batch-1 rate at the same threads",
         "",
-        "| threads | batch | mode | images/s | speed-up |",
-        "|---|---|---|---|---|",
+        "| threads | batch | mode | speed-up | images/s | CPU s/image |",
+        "|---|---|---|---|---|---|",
     ]
     for tp in sorted(result.throughput, key=lambda x: (x.threads, x.mode, x.batch_size)):
-        lines.append(f"| {tp.threads} | {tp.batch_size} | {tp.mode} | {tp.images_per_second:.2f} | {tp.speedup:.2f}× |")
+        lines.append(
+            f"| {tp.threads} | {tp.batch_size} | {tp.mode} | {tp.speedup:.2f}× | {tp.images_per_second:.2f} | "
+            f"{tp.cpu_seconds_per_image:.3f} |"
+        )
     lines += ["", "## Cold start: a fresh process, start to first caption (medians)", ""]
     lines += [
         "| what | wall s | of which import s | load s | first caption s | peak RSS MB |",

@@ -150,6 +150,7 @@ def describe_machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "quantized_engine": torch.backends.quantized.engine,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # what torch's kernels actually use
         "load_average_at_start": [round(x, 2) for x in load],
     }
 
