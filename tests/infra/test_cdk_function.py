@@ -22,6 +22,8 @@ CONTRACT_ENVIRONMENT_NAMES = {
     "IMGCAPTION_MAX_BYTES",
     "IMGCAPTION_MAX_PIXELS",
     "IMGCAPTION_LOCAL_FILES_ONLY",
+    "IMGCAPTION_THREADS",
+    "IMGCAPTION_BATCH_SIZE",
     "HF_HUB_OFFLINE",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -47,7 +49,7 @@ def test_function_is_a_container_image_with_the_lambda_handler(default: Synth) -
 
 def test_function_sizing_defaults_come_from_the_defaults_module(default: Synth) -> None:
     props = function_props(default)
-    assert props["MemorySize"] == defaults.MEMORY_MB == 3008
+    assert props["MemorySize"] == defaults.MEMORY_MB == 2048
     assert props["Timeout"] == defaults.TIMEOUT_S == 120
     assert props["Architectures"] == ["x86_64"]
     assert "ReservedConcurrentExecutions" not in props
@@ -84,10 +86,17 @@ def test_environment_is_exactly_the_contract_with_the_core_settings(default: Syn
         "IMGCAPTION_MAX_BYTES": str(50 * 1024 * 1024),
         "IMGCAPTION_MAX_PIXELS": "100000000",
         "IMGCAPTION_LOCAL_FILES_ONLY": "true",
+        "IMGCAPTION_THREADS": "1",
+        "IMGCAPTION_BATCH_SIZE": "10",
         "HF_HUB_OFFLINE": "1",
         "POWERTOOLS_SERVICE_NAME": "imgcaption",
         "POWERTOOLS_METRICS_NAMESPACE": "imgcaption",
     }
+
+
+def test_threads_follow_the_whole_vcpus_the_memory_buys(custom: Synth) -> None:
+    # 4096 MB buys 2.3 vCPUs (1 per 1,769 MB): two threads; the default 2048 MB buys 1.16: one thread.
+    assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_THREADS"] == "2"
 
 
 def test_precision_reaches_both_the_environment_and_the_image_build(custom: Synth) -> None:
@@ -105,7 +114,7 @@ def test_the_queue_invokes_the_live_alias_with_partial_batch_responses(default: 
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": [default.logical_id(default.stack.ingest.queue), "Arn"]}
     assert mapping["FunctionName"]["Fn::Join"][1][1] == ":live"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BatchSize"] == 4
+    assert mapping["BatchSize"] == defaults.BATCH_SIZE == 10
     assert mapping["MaximumBatchingWindowInSeconds"] == 0
     assert "ScalingConfig" not in mapping
 

@@ -17,11 +17,18 @@ MAX_LENGTH: Final = "IMGCAPTION_MAX_LENGTH"
 MAX_BYTES: Final = "IMGCAPTION_MAX_BYTES"
 MAX_PIXELS: Final = "IMGCAPTION_MAX_PIXELS"
 LOCAL_FILES_ONLY: Final = "IMGCAPTION_LOCAL_FILES_ONLY"
+THREADS: Final = "IMGCAPTION_THREADS"
+BATCH_SIZE: Final = "IMGCAPTION_BATCH_SIZE"
 HF_HUB_OFFLINE: Final = "HF_HUB_OFFLINE"
 POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 
 SERVICE_NAME: Final = "imgcaption"
+
+
+def threads_for_memory(memory_mb: int) -> int:
+    """Torch threads worth running: one per whole vCPU the memory size buys (a second, partial one only slows)."""
+    return max(1, memory_mb // defaults.MB_PER_VCPU)
 
 
 def function_environment(settings: StackSettings, table_name: str) -> dict[str, str]:
@@ -35,6 +42,8 @@ def function_environment(settings: StackSettings, table_name: str) -> dict[str, 
         MAX_BYTES: str(settings.max_bytes),
         MAX_PIXELS: str(settings.max_pixels),
         LOCAL_FILES_ONLY: "true",
+        THREADS: str(threads_for_memory(settings.memory_mb)),
+        BATCH_SIZE: str(settings.batch_size),  # one SQS batch is one inference batch
         HF_HUB_OFFLINE: "1",
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: SERVICE_NAME,
