@@ -42,10 +42,19 @@ def test_torch_comes_from_the_cpu_index(dockerfile: str) -> None:
 
 
 def test_layers_go_dependencies_then_model_then_code(dockerfile: str) -> None:
+    runtime = dockerfile.index("AS runtime")
     deps = dockerfile.index('".[aws]"')
     model = dockerfile.index("COPY --from=model /opt/model")
-    code = dockerfile.index("COPY src/ src/")
-    assert deps < model < code
+    code = dockerfile.index("COPY src/ src/", runtime)
+    assert deps < runtime < model < code
+
+
+def test_an_int8_image_bakes_in_the_pre_quantized_artifact(dockerfile: str) -> None:
+    model_stage = dockerfile[dockerfile.index("AS model") : dockerfile.index("AS runtime")]
+    download = model_stage.index("download_model.py")
+    assert download < model_stage.index("COPY src/ src/"), "a code change must not invalidate the download layer"
+    assert "save_artifact('/opt/model-source', '/opt/model')" in model_stage
+    assert 'if [ "${PRECISION}" = "int8" ]' in model_stage
 
 
 def test_every_file_the_dockerfile_copies_passes_the_dockerignore(dockerfile: str) -> None:
