@@ -114,7 +114,7 @@ def plan_demo(settings: Settings, terminal: Terminal, *, random_model_size: Lite
 
     quiet_model_libraries()
     try:
-        with terminal.status(f"Loading {settings.model} (offline, this gives up after about a minute)…"):
+        with terminal.status(f"Loading {settings.model}…"):
             captioner = Captioner.from_pretrained(settings=settings)
     except ConfigurationError as exc:
         raise UsageFailure(str(exc)) from exc
