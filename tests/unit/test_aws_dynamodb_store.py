@@ -124,20 +124,24 @@ def test_a_duplicate_delivery_neither_adds_nor_rewrites_a_record(store: DynamoDB
     assert store.report.superseded == [URI]
 
 
-@pytest.mark.parametrize(("older", "newer"), [("0A", "0B"), ("FF", "0100"), ("9", "10")])
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("0A", "0B"), ("0062E99A88DC407460", "0062E99A88DC4075"), ("0062E99A88DC4075", "0062E99A88DC407501")],
+)
 def test_an_older_event_never_overwrites_a_newer_one_by_sequencer(store: DynamoDBStore, older: str, newer: str) -> None:
-    # Sequencers of different lengths compare as numbers: "FF" (255) is older than "0100" (256).
+    # Sequencers of different lengths compare after right-padding with zeros (AWS's rule): the shorter
+    # "...4075" is newer than the longer "...407460", and older than "...407501".
     store.record([Outcome(ref(newer, event_time="2024-05-01T10:00:00Z"), caption("newer"))])
     store.record([Outcome(ref(older, event_time="2024-05-01T11:00:00Z"), caption("older"))])
     assert text_of(store) == "newer"
 
 
 def test_a_newer_event_replaces_an_older_one_by_sequencer(store: DynamoDBStore) -> None:
-    store.record([Outcome(ref("FF"), caption("older"))])
-    store.record([Outcome(ref("0100"), failure())])  # the new content is broken: the table says so
+    store.record([Outcome(ref("0062E99A88DC407460"), caption("older"))])
+    store.record([Outcome(ref("0062E99A88DC4075"), failure())])  # the new content is broken: the table says so
     item = store.get(URI)
     assert item is not None
-    assert (item["status"]["S"], item["sequencer"]["S"]) == ("failed", "0100")
+    assert (item["status"]["S"], item["sequencer"]["S"]) == ("failed", "0062E99A88DC4075")
 
 
 def test_without_sequencers_event_time_orders_events(store: DynamoDBStore) -> None:

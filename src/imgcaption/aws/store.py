@@ -4,7 +4,7 @@ Table contract (shared with the CDK stack): partition key ``image_id`` (String) 
 key URL-decoded, no sort key. Attributes: ``caption``, ``status`` (``ok``/``failed``), ``error_type``, ``message``,
 ``model``, ``revision``, ``precision``, ``generation`` (map) and ``generation_key``, ``signature``, ``version_id``,
 ``etag``, ``size``, ``sha256``, ``width``, ``height``, ``elapsed_ms``, ``created_at`` (ISO-8601 UTC), ``sequencer``,
-plus the ordering attributes ``sequencer_key`` (the sequencer left-padded to a fixed width so it compares as text) and
+plus the ordering attributes ``sequencer_key`` (the sequencer right-padded to a fixed width so it compares as text) and
 ``event_time``.
 
 Why conditional: S3 delivers events at least once and in no particular order. A write succeeds only when the item
@@ -38,14 +38,18 @@ logger = logging.getLogger(__name__)
 
 PARTITION_KEY = "image_id"
 SEQUENCER_WIDTH = 64
-"""S3 sequencers are hex strings of varying length; left-padded to this width they compare correctly as text."""
+"""S3 sequencers are hex strings of varying length; right-padded with zeros to this width they compare as text.
+
+AWS's event-structure documentation: "to compare these values, first right pad the shorter value with zeros, and
+then do a lexicographical comparison" (older copies said left pad; the current text and the AWS SDKs say right).
+"""
 
 Item = dict[str, Any]
 
 
 def sequencer_key(sequencer: str) -> str:
-    """``"0055AED6DCD90281E5"`` → a fixed-width upper-case form, so a longer sequencer sorts after a shorter one."""
-    return sequencer.strip().upper().rjust(SEQUENCER_WIDTH, "0")
+    """``"0055AED6DCD90281E5"`` → a fixed-width upper-case form that orders events of one key as plain text."""
+    return sequencer.strip().upper().ljust(SEQUENCER_WIDTH, "0")
 
 
 @dataclass
