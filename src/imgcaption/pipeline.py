@@ -50,10 +50,7 @@ class PipelineSummary:
 
 
 class _Done:
-    """Sentinel: the reader thread has no more inputs (``error`` set if listing itself failed)."""
-
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.error = error
+    """Sentinel: the reader thread has no more inputs."""
 
 
 @dataclass
@@ -79,9 +76,10 @@ class Pipeline:
         signature = self.captioner.signature
         pending: _Queue = queue.Queue(maxsize=max(1, self.prefetch_batches) * self.batch_size)
         stop_reading = threading.Event()
+        listing_errors: list[BaseException] = []
         reader = threading.Thread(
             target=self._read_all,
-            args=(pending, stop_reading, summary, signature),
+            args=(pending, stop_reading, summary, signature, listing_errors),
             name="imgcaption-decode",
             daemon=True,
         )
@@ -94,6 +92,13 @@ class Pipeline:
             reader.join()
             _drain_unprocessed(pending, summary)
         summary.elapsed_s = time.perf_counter() - started
+        if listing_errors:  # raised after what was listed before the failure is recorded, even on an early stop
+            error = listing_errors[0]
+            error.add_note(
+                f"imgcaption pipeline: {summary.captioned} captioned and {summary.failed} failed before this; "
+                f"{len(summary.unprocessed)} listed but not processed"
+            )
+            raise error
         return summary
 
     # -------------------------------------------------------------- reader thread
@@ -104,6 +109,7 @@ class Pipeline:
         stop: threading.Event,
         summary: PipelineSummary,
         signature: CaptionSignature,
+        listing_errors: list[BaseException],
     ) -> None:
         try:
             for item in self.source.iter_refs():
@@ -120,9 +126,7 @@ class Pipeline:
                 if not _put(pending, (item, self._decode(item)), stop):
                     summary.unprocessed.append(item)
         except BaseException as exc:  # handed to the main thread, which re-raises it
-            if not _put(pending, _Done(exc), stop):
-                logger.error("input listing failed after the run was stopped: %r", exc)
-            return
+            listing_errors.append(exc)
         _put(pending, _Done(), stop)
 
     def _decode(self, ref: ImageRef) -> Decoded:
@@ -184,8 +188,6 @@ def _batches(
         if isinstance(item, _Done):
             if batch:
                 yield batch
-            if item.error is not None:
-                raise item.error
             return
         batch.append(item)
         if len(batch) >= size:

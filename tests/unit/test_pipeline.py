@@ -140,6 +140,19 @@ def test_a_failing_listing_is_raised_not_swallowed(tiny_captioner: Captioner) ->
     assert list(store.by_uri()) == ["mem://ok"]  # what was listed before the failure is still recorded
 
 
+def test_a_failing_listing_is_raised_even_when_the_run_was_asked_to_stop(tiny_captioner: Captioner) -> None:
+    class BrokenListing(MemorySource):
+        def iter_refs(self) -> Iterator[ImageRef | Skipped]:
+            yield ImageRef("mem://a")
+            yield ImageRef("mem://b")
+            raise errors.SourceError("listing failed: access denied", source="s3://bucket/")
+
+    source = BrokenListing({"mem://a": jpeg("red"), "mem://b": jpeg("blue")})
+    with pytest.raises(errors.SourceError, match="access denied") as raised:
+        Pipeline(source, MemoryStore(), tiny_captioner, batch_size=8, should_stop=lambda: True).run()
+    assert "2 listed but not processed" in "".join(raised.value.__notes__)
+
+
 def test_a_failing_store_stops_the_run_loudly(tiny_captioner: Captioner) -> None:
     class FullDisk(MemoryStore):
         def record(self, outcomes: object) -> None:
