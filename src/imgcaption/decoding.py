@@ -96,8 +96,9 @@ def fast_path_unsupported(model: Any, options: GenerationOptions) -> str | None:
     config = decoder.config
     if not getattr(config, "add_cross_attention", False) or config.scale_attn_by_inverse_layer_idx:
         return "GPT-2 variant without plain cross-attention"
-    if getattr(config, "reorder_and_upcast_attn", False) and config._attn_implementation == "eager":
-        return "reorder_and_upcast_attn"
+    if config._attn_implementation != "sdpa":
+        # The fast path computes attention with SDPA; eager softmax differs in the last bits, enough to flip a beam.
+        return f"decoder attention is {config._attn_implementation!r}, not 'sdpa'"
     if getattr(model, "enc_to_dec_proj", None) is not None:
         return "encoder and decoder widths differ"
     defaults = GenerationConfig()  # type: ignore[no-untyped-call]
@@ -142,7 +143,7 @@ class FastDecoder:
         eos = generation_config.eos_token_id
         eos_ids: tuple[int, ...] = () if eos is None else (eos,) if isinstance(eos, int) else tuple(eos)
         pad = generation_config.pad_token_id
-        if pad is None:
+        if not pad:  # generate fills with `pad_token_id or eos_token_id[0]`: a pad id of 0 falls through too
             pad = eos_ids[0] if eos_ids else -1
         self._tokens = _Tokens(int(generation_config.decoder_start_token_id), int(pad), eos_ids)
         # transformers 5 leaves these None in the config and applies its defaults (1.0, False) inside generate

@@ -108,6 +108,15 @@ def test_decode_falls_back_to_generate_when_the_config_asks_for_a_logits_process
     assert torch.equal(decode(loaded.model, values, options), reference(loaded.model, values, options))
 
 
+def test_decode_falls_back_to_generate_for_eager_attention(tiny_model_dir: Path) -> None:
+    loaded = load_model(str(tiny_model_dir))
+    loaded.model.set_attn_implementation("eager")
+    options = GenerationOptions()
+    assert fast_path_unsupported(loaded.model, options) == "decoder attention is 'eager', not 'sdpa'"
+    values = pixels(loaded, noisy_images(1))
+    assert torch.equal(decode(loaded.model, values, options), reference(loaded.model, values, options))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("VITGPT2_FULL_DIR"),
