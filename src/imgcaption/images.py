@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import stat
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeAlias
@@ -140,19 +139,16 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
     digest = hashlib.sha256(data).hexdigest()
     frame_format: str | None = None
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            # Pillow warns about recoverable damage (corrupt EXIF...): decode anyway and log it, below.
-            warnings.simplefilter("always")
-            # Our own pixel cap replaces Pillow's bomb warning; its hard DecompressionBombError still applies.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-            frame_format = opened.format
-            _check_pixels(opened.size, source, max_pixels)
-            width, height = _oriented_size(opened)
-            if frame_format == "JPEG":
-                opened.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
-            opened.load()
-            rgb = to_rgb(_upright(opened, source))
+        # Pillow's warnings about recoverable damage (corrupt EXIF...) go through the normal warnings machinery:
+        # catching them here would swap process-wide state from the pipeline's decode thread.
+        opened = Image.open(io.BytesIO(data))
+        frame_format = opened.format
+        _check_pixels(opened.size, source, max_pixels)
+        width, height = _oriented_size(opened)
+        if frame_format == "JPEG":
+            opened.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
+        opened.load()
+        rgb = to_rgb(_upright(opened, source))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -169,8 +165,6 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageTooLargeError("ran out of memory decoding", source=source) from exc
     except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, EOFError... on bad data
         raise ImageDecodeError(f"cannot decode {frame_format or 'image'}: {exc}", source=source) from exc
-    for warning in caught:
-        logger.warning("%s: %s", source, warning.message)
     return LoadedImage(rgb, source, width, height, digest, frame_format, len(data))
 
 
