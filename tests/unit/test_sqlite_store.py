@@ -69,6 +69,16 @@ def test_recording_the_same_input_and_signature_again_replaces_the_record(store:
     assert only.result.text == "a dog"
 
 
+def test_a_failure_never_replaces_a_caption_of_the_same_content(store: SQLiteStore) -> None:
+    store.record([outcome(caption("/p/a.jpg", "a dog"), etag="v1")])
+    store.record([outcome(failure("/p/a.jpg"), etag="v1")])  # e.g. unreadable on a rerun
+    (kept,) = store.outcomes()
+    assert isinstance(kept.result, Caption) and kept.result.text == "a dog"
+    store.record([outcome(failure("/p/a.jpg"), etag="v2")])  # the file changed and is now broken: say so
+    (replaced,) = store.outcomes()
+    assert replaced.result.status == "failed"
+
+
 def test_a_different_model_or_options_is_a_separate_record(store: SQLiteStore) -> None:
     store.record([outcome(caption("/p/a.jpg"))])
     store.record([outcome(caption("/p/a.jpg", model="other"))])

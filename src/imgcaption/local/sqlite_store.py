@@ -7,6 +7,7 @@ from its decode thread while the main thread records, so the one connection is s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -49,6 +50,10 @@ ON CONFLICT (uri, signature) DO UPDATE SET
     status = excluded.status, text = excluded.text, model = excluded.model, version_id = excluded.version_id,
     etag = excluded.etag, size = excluded.size, sequencer = excluded.sequencer, explicit = excluded.explicit,
     result = excluded.result, recorded_at = excluded.recorded_at
+-- A failure never replaces a caption of the same content (a permission or I/O error on a rerun, say): the
+-- caption stays; a changed file, or a caption, always replaces the record.
+WHERE excluded.status = 'ok' OR outcomes.status <> 'ok'
+   OR outcomes.etag IS NOT excluded.etag OR outcomes.version_id IS NOT excluded.version_id
 """
 
 
@@ -79,10 +84,12 @@ class SQLiteStore:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._conn.executemany(_UPSERT, rows)
+                    self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    if self._conn.in_transaction:  # a failed COMMIT can leave it open; the next BEGIN would fail
+                        with contextlib.suppress(sqlite3.Error):  # keep the original error, not the rollback's
+                            self._conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(
                     f"cannot record {len(rows)} outcomes: {exc}",
