@@ -155,7 +155,7 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
         # Pillow refuses > 2 × Image.MAX_IMAGE_PIXELS in open(), before our own check could run.
         raise ImageTooLargeError(f"decompression bomb refused, exceeds the pixel cap: {exc}", source=source) from exc
     except UnidentifiedImageError as exc:
-        claimed = _magic_format(data)
+        claimed = image_format_from_magic(data[:16])
         if claimed is not None:  # it says it is an image, so it is a damaged one rather than something else
             raise ImageDecodeError(f"corrupt {claimed} that cannot be decoded: {exc}", source=source) from exc
         raise UnsupportedImageError(
@@ -249,15 +249,23 @@ _MAGIC_NUMBERS = {
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
     b"BM": "BMP",
+    b"\x00\x00\x00\x0cjP  ": "JPEG2000",
 }
+_FTYP_BRANDS = {
+    b"heic": "HEIF", b"heix": "HEIF", b"hevc": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"mif1": "HEIF",
+    b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF",
+}  # fmt: skip
 
 
-def _magic_format(data: bytes) -> str | None:
+def image_format_from_magic(head: bytes) -> str | None:
+    """The image format the first 16 bytes claim, or None: one table for the loader and the directory walker."""
     for magic, name in _MAGIC_NUMBERS.items():
-        if data.startswith(magic):
+        if head.startswith(magic):
             return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12])
     return None
 
 

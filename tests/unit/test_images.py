@@ -176,6 +176,12 @@ def test_truncated_files_are_decode_errors(fmt: str) -> None:
         load_image(data[: len(data) // 2], source="half.img")
 
 
+def test_a_damaged_file_with_an_image_signature_is_a_decode_error_not_a_non_image() -> None:
+    heic_head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    with pytest.raises(errors.ImageDecodeError, match="corrupt HEIF"):
+        load_image(heic_head + b"\x00" * 64)
+
+
 def test_corrupt_png_chunk_crc_is_a_decode_error() -> None:
     data = bytearray(encode(upright_pattern(), "PNG"))
     ihdr = data.index(b"IHDR")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from imgcaption.errors import ImageNotFoundError
+from imgcaption.images import image_format_from_magic
 from imgcaption.ports import ImageRef, Skipped
 
 IMAGE_EXTENSIONS = frozenset(
@@ -24,17 +25,6 @@ IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 """Extensions taken as images while walking a directory without reading them."""
 
-_MAGIC = (
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF87a",
-    b"GIF89a",
-    b"BM",
-    b"II*\x00",  # TIFF little-endian
-    b"MM\x00*",  # TIFF big-endian
-    b"\x00\x00\x00\x0cjP  ",  # JPEG 2000
-)
-_FTYP_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -51,11 +41,7 @@ def looks_like_image(path: Path) -> bool:
             head = handle.read(16)
     except OSError:
         return False
-    if head.startswith(_MAGIC):
-        return True
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
-    return head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS
+    return image_format_from_magic(head) is not None
 
 
 def uri_for(path: str | os.PathLike[str]) -> str:
