@@ -194,7 +194,9 @@ class SlowDownFor:
         return self.inner.get_object(**kwargs)
 
 
-def test_a_throttled_read_is_retried_not_recorded(aws: Aws, tiny_captioner: Any) -> None:
+@pytest.fixture
+def throttled_module(aws: Aws, tiny_captioner: Any) -> Iterator[Any]:
+    """The handler module whose S3 client answers SlowDown (503) for ``hot.png`` every time."""
     from imgcaption_lambda import handler as module
 
     module.init(
@@ -203,11 +205,13 @@ def test_a_throttled_read_is_retried_not_recorded(aws: Aws, tiny_captioner: Any)
         dynamodb=aws.dynamodb,
         captioner=tiny_captioner,
     )
-    try:
-        records = [aws.put("hot.png", png()), aws.put("cool.png", png("green"))]
-        response = module.handler(sqs_event(*map(body, records)), FakeContext())
-    finally:
-        module._processor = None
+    yield module
+    module._processor = None
+
+
+def test_a_throttled_read_is_retried_not_recorded(aws: Aws, throttled_module: Any) -> None:
+    records = [aws.put("hot.png", png()), aws.put("cool.png", png("green"))]
+    response = throttled_module.handler(sqs_event(*map(body, records)), FakeContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "message-0"}]}
     assert list(aws.items()) == [f"s3://{BUCKET}/cool.png"]
 
@@ -240,20 +244,9 @@ def test_direct_s3_notification_with_several_records(aws: Aws, lambda_module: An
     assert sorted(aws.items()) == sorted(f"s3://{BUCKET}/{key}" for key in keys)
 
 
-def test_direct_s3_notification_raises_when_something_must_be_retried(aws: Aws, tiny_captioner: Any) -> None:
-    from imgcaption_lambda import handler as module
-
-    module.init(
-        AwsSettings(table_name=TABLE),
-        s3=SlowDownFor(aws.s3, "hot.png"),
-        dynamodb=aws.dynamodb,
-        captioner=tiny_captioner,
-    )
-    try:
-        with pytest.raises(RetryLater, match="1 of 2"):
-            module.handler({"Records": [aws.put("hot.png", png()), aws.put("ok.png", png())]}, FakeContext())
-    finally:
-        module._processor = None
+def test_direct_s3_notification_raises_when_something_must_be_retried(aws: Aws, throttled_module: Any) -> None:
+    with pytest.raises(RetryLater, match="1 of 2"):
+        throttled_module.handler({"Records": [aws.put("hot.png", png()), aws.put("ok.png", png())]}, FakeContext())
     assert list(aws.items()) == [f"s3://{BUCKET}/ok.png"]  # recording again on retry is harmless
 
 
