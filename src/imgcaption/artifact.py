@@ -29,11 +29,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from imgcaption.errors import ConfigurationError, ModelLoadError
+from imgcaption.lite_io import ImagePreprocessor, TokenDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    from PIL import Image
+    from collections.abc import Mapping
 
     from imgcaption.model_loading import LoadedModel
 
@@ -326,54 +325,6 @@ def build_lite_model(
     return model
 
 
-# ------------------------------------------------------------------------------------------------ pre/post-processing
-
-
-class ImagePreprocessor:
-    """``ViTImageProcessor`` for this model family from ``preprocessor_config.json``: resize, rescale, normalize."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        size = config.get("size", {"height": 224, "width": 224})
-        if isinstance(size, int):
-            size = {"height": size, "width": size}
-        self.size = (int(size["width"]), int(size["height"]))
-        self.resample = int(config.get("resample", 2))
-        self.do_resize = bool(config.get("do_resize", True))
-        self.rescale = float(config.get("rescale_factor", 1 / 255)) if config.get("do_rescale", True) else 1.0
-        normalize = bool(config.get("do_normalize", True))
-        self.mean = [float(v) for v in config.get("image_mean", [0.5] * 3)] if normalize else [0.0] * 3
-        self.std = [float(v) for v in config.get("image_std", [0.5] * 3)] if normalize else [1.0] * 3
-
-    def __call__(self, *, images: Sequence[Image.Image], return_tensors: str = "pt") -> SimpleNamespace:
-        import numpy as np
-
-        arrays = []
-        for image in images:
-            rgb = image.convert("RGB")
-            if self.do_resize and rgb.size != self.size:
-                rgb = rgb.resize(self.size, resample=self.resample)
-            arrays.append(np.asarray(rgb, dtype=np.float32))
-        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-        batch = batch * self.rescale
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
-        return SimpleNamespace(pixel_values=((batch - mean) / std).contiguous())
-
-
-class TokenDecoder:
-    """``tokenizer.batch_decode(..., skip_special_tokens=True)`` from ``tokenizer.json``, via ``tokenizers``."""
-
-    def __init__(self, path: Path) -> None:
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_file(str(path))
-
-    def batch_decode(self, token_ids: Any, skip_special_tokens: bool = True, **_: Any) -> list[str]:
-        ids = token_ids.tolist() if hasattr(token_ids, "tolist") else [list(row) for row in token_ids]
-        decoded: list[str] = self._tokenizer.decode_batch(ids, skip_special_tokens=skip_special_tokens)
-        return decoded
-
-
 # ------------------------------------------------------------------------------------------------ artifact files
 
 
@@ -439,7 +390,9 @@ def load_artifact(directory: Path, provenance: Mapping[str, Any], model_id: str,
         config = json.loads((directory / "config.json").read_text())
         generation_path = directory / "generation_config.json"
         generation_config = json.loads(generation_path.read_text()) if generation_path.is_file() else {}
-        preprocessor = ImagePreprocessor(json.loads((directory / "preprocessor_config.json").read_text()))
+        preprocessor = ImagePreprocessor(
+            json.loads((directory / "preprocessor_config.json").read_text()), framework="pt"
+        )
         tokens = TokenDecoder(directory / "tokenizer.json")
         tensors = load_file(str(directory / str(provenance.get("weights", WEIGHTS_FILE))))
         model = build_lite_model(config, generation_config, tensors)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from imgcaption.errors import CaptioningError, ConfigurationError, ImgCaptionError
 from imgcaption.generation import GenerationOptions, Precision
@@ -20,8 +20,11 @@ from imgcaption.results import Caption, CaptionFailure
 from imgcaption.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Settings
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
+
+    Tensor = torch.Tensor | np.ndarray
 
     from imgcaption.model_loading import LoadedModel
 
@@ -99,19 +102,20 @@ class Captioner:
         Arguments left as ``None`` come from :class:`~imgcaption.settings.Settings` (``IMGCAPTION_*``).
         """
         from imgcaption.model_loading import load_model
-        from imgcaption.threads import configure_torch_threads
+        from imgcaption.threads import available_cpus
 
         settings = settings or Settings()
         reference = model or settings.model
         if revision is None and reference == settings.model:
             revision = settings.resolved_revision
         chosen_precision: Precision = precision or settings.precision
-        used_threads = configure_torch_threads(threads or settings.threads)
+        used_threads = threads or settings.threads or available_cpus()
         started = time.perf_counter()
         loaded = load_model(
             reference,
             revision,
             local_files_only=settings.local_files_only if local_files_only is None else local_files_only,
+            threads=used_threads,
         )
         loaded = _apply_precision(loaded, chosen_precision)
         logger.info(
@@ -242,18 +246,22 @@ class Captioner:
 
     # ---------------------------------------------------------------- the three stages
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """RGB images to the normalized 224×224 pixel tensor the encoder expects."""
-        pixel_values: torch.Tensor = self._processor(images=list(images), return_tensors="pt").pixel_values
+    def preprocess(self, images: Sequence[Image.Image]) -> Tensor:
+        """RGB images to the normalized 224×224 pixels the encoder expects (a torch tensor or, for ONNX, an array)."""
+        pixel_values: Tensor = self._processor(images=list(images), return_tensors="pt").pixel_values
         return pixel_values
 
-    def forward(self, pixel_values: torch.Tensor, generation: GenerationOptions) -> torch.Tensor:
-        """Token ids for a batch of pixel tensors: the only stage a faster backend needs to replace."""
+    def forward(self, pixel_values: Tensor, generation: GenerationOptions) -> Tensor:
+        """Token ids for a batch of pixels: the only stage a faster backend needs to replace."""
+        generate_token_ids = getattr(self._model, "generate_token_ids", None)
+        if generate_token_ids is not None:  # the ONNX Runtime backend: no torch in this process
+            ids: np.ndarray = generate_token_ids(pixel_values, generation)
+            return ids
         from imgcaption.decoding import decode
 
-        return decode(self._model, pixel_values, generation)
+        return decode(self._model, cast("torch.Tensor", pixel_values), generation)
 
-    def postprocess(self, token_ids: torch.Tensor) -> list[str]:
+    def postprocess(self, token_ids: Tensor) -> list[str]:
         texts = self._tokenizer.batch_decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return [text.strip() for text in texts]
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imgcaption.generation import GenerationOptions
+from imgcaption.numpy_search import SearchSettings
 
 if TYPE_CHECKING:
     import torch
@@ -106,26 +106,11 @@ def fast_path_unsupported(model: Any, options: GenerationOptions) -> str | None:
     for field in _MUST_BE_DEFAULT:
         if getattr(generation_config, field, None) != getattr(defaults, field, None):
             return f"generation_config.{field} is set"
-    if _max_length(options) > config.n_positions:
-        return f"max length {_max_length(options)} exceeds the decoder's {config.n_positions} positions"
+    if options.total_length > config.n_positions:
+        return f"max length {options.total_length} exceeds the decoder's {config.n_positions} positions"
     if generation_config.decoder_start_token_id is None:
         return "no decoder_start_token_id"
     return None
-
-
-def _max_length(options: GenerationOptions) -> int:
-    """Total length including the decoder start token, as ``generate`` computes it."""
-    if options.max_new_tokens is not None:
-        return 1 + options.max_new_tokens
-    assert options.max_length is not None  # guaranteed by GenerationOptions' validator
-    return options.max_length
-
-
-@dataclass(frozen=True, slots=True)
-class _Tokens:
-    start: int
-    pad: int
-    eos: tuple[int, ...]
 
 
 class FastDecoder:
@@ -139,18 +124,9 @@ class FastDecoder:
         self._heads: int = config.n_head
         self._head_dim: int = config.n_embd // config.n_head
         self._width: int = config.n_embd
-        generation_config = model.generation_config
-        eos = generation_config.eos_token_id
-        eos_ids: tuple[int, ...] = () if eos is None else (eos,) if isinstance(eos, int) else tuple(eos)
-        pad = generation_config.pad_token_id
-        if not pad:  # generate fills with `pad_token_id or eos_token_id[0]`: a pad id of 0 falls through too
-            pad = eos_ids[0] if eos_ids else -1
-        self._tokens = _Tokens(int(generation_config.decoder_start_token_id), int(pad), eos_ids)
-        # transformers 5 leaves these None in the config and applies its defaults (1.0, False) inside generate
-        length_penalty = generation_config.length_penalty
-        self._length_penalty = 1.0 if length_penalty is None else float(length_penalty)
-        early_stopping = generation_config.early_stopping
-        self._early_stopping: bool | str = False if early_stopping is None else early_stopping
+        self._tokens = SearchSettings.from_generation_config(model.generation_config)
+        self._length_penalty = self._tokens.length_penalty
+        self._early_stopping = self._tokens.early_stopping
 
     def generate(self, pixel_values: torch.Tensor, options: GenerationOptions) -> torch.Tensor:
         """Token ids (start token first), identical to ``model.generate(pixel_values, **options.generate_kwargs())``."""
@@ -159,8 +135,8 @@ class FastDecoder:
         with torch.inference_mode():
             encoded = self._model.encoder(pixel_values=pixel_values).last_hidden_state
             if options.num_beams == 1:
-                return self._greedy(encoded, _max_length(options))
-            return self._beam_search(encoded, options.num_beams, _max_length(options))
+                return self._greedy(encoded, options.total_length)
+            return self._beam_search(encoded, options.num_beams, options.total_length)
 
     # ---------------------------------------------------------------- the GPT-2 step
 

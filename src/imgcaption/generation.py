@@ -57,6 +57,14 @@ class GenerationOptions(BaseModel):
         return kwargs
 
     @property
+    def total_length(self) -> int:
+        """Total length including the decoder start token, as ``generate`` computes it."""
+        if self.max_new_tokens is not None:
+            return 1 + self.max_new_tokens
+        assert self.max_length is not None  # guaranteed by the validator
+        return self.max_length
+
+    @property
     def key(self) -> str:
         """A short canonical string, stable across versions, used in store identities."""
         limit = f"new{self.max_new_tokens}" if self.max_new_tokens is not None else f"len{self.max_length}"

@@ -67,14 +67,40 @@ def _image_processor_class() -> Any:
     return getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
 
 
+def _configure_torch(threads: int | None) -> None:
+    if threads is not None:
+        from imgcaption.threads import configure_torch_threads
+
+        configure_torch_threads(threads)
+
+
 def load_model(
-    reference: str, revision: str | None = None, *, local_files_only: bool = False, dtype: Any = None
+    reference: str,
+    revision: str | None = None,
+    *,
+    local_files_only: bool = False,
+    dtype: Any = None,
+    threads: int | None = None,
 ) -> LoadedModel:
-    """Load model, image processor and tokenizer from ``reference`` (hub id or directory)."""
+    """Load model, image processor and tokenizer from ``reference`` (hub id or directory).
+
+    ``threads`` is the intra-op thread count of whichever runtime the model needs (torch or ONNX Runtime).
+    """
     directory = Path(reference).expanduser()
     if directory.is_dir():
         provenance = read_provenance(directory)
-        if provenance.get("format"):  # a pre-quantized artifact from `imgcaption optimize`: no transformers needed
+        if provenance.get("backend") == "onnxruntime":  # `imgcaption optimize`'s default: no torch at all
+            from imgcaption.onnx_runtime import load_onnx_artifact
+
+            return load_onnx_artifact(
+                directory,
+                provenance,
+                str(provenance.get("model_id") or directory),
+                _local_revision(directory, provenance),
+                threads=threads,
+            )
+        _configure_torch(threads)
+        if provenance.get("format"):  # a pre-quantized torch artifact: no transformers needed
             from imgcaption.artifact import load_artifact
 
             return load_artifact(
@@ -91,6 +117,7 @@ def load_model(
     elif looks_like_path(reference):
         raise ModelLoadError(f"no model directory at {directory}. {_HINT}", source=reference)
     else:
+        _configure_torch(threads)
         provenance = {}
         location = reference
         cache_only = local_files_only or not hub_reachable()

@@ -23,7 +23,7 @@ def artifact_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     from imgcaption_cli.bench_commands import optimize
 
     target = tmp_path_factory.mktemp("artifact") / "tiny-int8"
-    result = CliRunner().invoke(optimize, [str(tiny_model_dir), str(target)])
+    result = CliRunner().invoke(optimize, [str(tiny_model_dir), str(target), "--backend", "torch"])
     assert result.exit_code == 0, result.output
     return target
 
@@ -82,7 +82,7 @@ def test_the_light_preprocessor_and_token_decoder_match_transformers(tiny_model_
 
     loaded = load_model(str(tiny_model_dir))
     images = [*photos(2), Image.new("RGB", (300, 20), "teal")]
-    ours = ImagePreprocessor(json.loads((artifact_dir / "preprocessor_config.json").read_text()))
+    ours = ImagePreprocessor(json.loads((artifact_dir / "preprocessor_config.json").read_text()), framework="pt")
     expected = loaded.processor(images=images, return_tensors="pt").pixel_values
     assert torch.allclose(ours(images=images).pixel_values, expected, atol=1e-6, rtol=0)
     ids = torch.tensor([[50256, 64, 2266, 6616, 2029, 257, 4171, 22950, 50256, 50256]])
@@ -112,7 +112,7 @@ def test_int8_keeps_the_trained_scene_captioner_s_captions() -> None:
 def test_optimize_refuses_an_artifact_as_input(artifact_dir: Path, tmp_path: Path) -> None:
     from imgcaption_cli.bench_commands import optimize
 
-    result = CliRunner().invoke(optimize, [str(artifact_dir), str(tmp_path / "again")])
+    result = CliRunner().invoke(optimize, [str(artifact_dir), str(tmp_path / "again"), "--backend", "torch"])
     assert result.exit_code != 0
     assert "already an int8 artifact" in result.output
     assert (artifact_dir / PROVENANCE_FILE).is_file()

@@ -10,20 +10,30 @@ import click
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-def optimize(model_dir: Path, out_dir: Path) -> None:
+@click.option(
+    "--backend",
+    type=click.Choice(["onnx", "torch"]),
+    default="onnx",
+    show_default=True,
+    help="onnx: ONNX Runtime graphs, runs without torch (fastest start, least memory); torch: int8 torch weights.",
+)
+def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
     """Quantize the fp32 model in MODEL_DIR to an int8 artifact in OUT_DIR that loads fast.
 
     Load it with precision int8 (IMGCAPTION_PRECISION=int8); this is what the Docker image bakes in.
     """
-    from imgcaption.artifact import save_artifact
     from imgcaption.errors import ImgCaptionError
 
+    if backend == "onnx":
+        from imgcaption.onnx_export import save_onnx_artifact as save
+    else:
+        from imgcaption.artifact import save_artifact as save
     try:
-        target = save_artifact(model_dir, out_dir)
+        target = save(model_dir, out_dir)
     except ImgCaptionError as exc:
         raise click.ClickException(exc.message) from exc
     size = sum(f.stat().st_size for f in target.iterdir() if f.is_file()) / 1e6
-    click.echo(f"wrote an int8 artifact to {target} ({size:.0f} MB); load it with precision int8")
+    click.echo(f"wrote an int8 {backend} artifact to {target} ({size:.0f} MB); load it with precision int8")
 
 
 @click.command()

@@ -1,0 +1,235 @@
+"""Export vit-gpt2 to two int8 ONNX graphs that :mod:`imgcaption.onnx_runtime` runs without torch.
+
+Why two graphs, and why these:
+
+* ``encoder.onnx`` — pixels to the cross-attention keys and values of every decoder layer, ``(layers, 2, images,
+  heads, patches, head_dim)``: the ViT and the twelve ``c_attn`` projections run once per image;
+* ``decoder.onnx`` — one GPT-2 step for every row (images × beams): the new token, its position, the self-attention
+  history so far and the cross keys/values in; each row's top-``k`` log-probabilities, their ids and the history with
+  this step appended out. The beams of an image read its cross keys/values together, as the query length of one
+  attention, so nothing is copied per beam. Returning the top ``k`` instead of 50,257 logits per row is all a beam
+  search needs (:mod:`imgcaption.numpy_search`).
+
+Both are exported from the fp32 model with torch's TorchScript exporter, quantized by ONNX Runtime's dynamic
+quantization (int8 weights per output channel, activations quantized on the fly, as torch's int8 mode), then
+optimized once for ONNX Runtime and saved, so that loading does not redo it. Exporting needs torch, transformers,
+``onnx`` and ``onnxruntime`` (``pip install 'imgcaption[onnx]'``); running needs only ``onnxruntime`` and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from imgcaption.errors import ConfigurationError
+from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT
+
+OPSET = 17
+_OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+
+
+def _graphs(model: Any) -> tuple[Any, Any]:
+    """The two torch modules to export, built on the fp32 weights of a transformers vit-gpt2."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from imgcaption.artifact import LiteCaptioningModel
+    from imgcaption.precision import conv1d_to_linear
+
+    conv1d_to_linear(model)
+    lite = LiteCaptioningModel(model.config.to_dict(), model.generation_config.to_dict())
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and not name.startswith("encoder.pooler"):
+            parent, _, child = name.rpartition(".")
+            setattr(lite.get_submodule(parent), child, module)
+    lite.decoder.transformer.wte = model.decoder.transformer.wte
+    lite.decoder.lm_head = model.decoder.lm_head
+    state = {key: value for key, value in model.state_dict().items() if not key.startswith("encoder.pooler")}
+    lite.load_state_dict(state, strict=True)
+    lite.eval()
+    transformer: Any = lite.decoder.transformer
+    width, heads = lite.decoder.config.n_embd, lite.decoder.config.n_head
+    head_dim, layers = width // heads, len(transformer.h)
+    scaling = head_dim**-0.5
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vit = lite.encoder
+            self.blocks = transformer.h
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            encoded = self.vit(pixel_values).last_hidden_state
+            images, patches, _ = encoded.shape
+            kv = torch.stack([block.crossattention.c_attn(encoded) for block in self.blocks])
+            return kv.view(layers, images, patches, 2, heads, head_dim).permute(0, 3, 1, 4, 2, 5).contiguous()
+
+    class DecoderStep(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer: Any = transformer
+            self.lm_head: Any = lite.decoder.lm_head
+
+        def forward(
+            self, tokens: torch.Tensor, position: torch.Tensor, past: torch.Tensor, cross: torch.Tensor, k: Any
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            rows, images = tokens.shape[0], cross.shape[2]
+            beams = rows // images
+            hidden = self.transformer.wte(tokens) + self.transformer.wpe(position)
+            presents = []
+            for index, block in enumerate(self.transformer.h):
+                query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(width, dim=-1)
+                keys = torch.cat([past[index, 0], key.view(rows, heads, 1, head_dim)], dim=2)
+                values = torch.cat([past[index, 1], value.view(rows, heads, 1, head_dim)], dim=2)
+                presents.append(torch.stack([keys, values]))
+                weights = torch.softmax((query.view(rows, heads, 1, head_dim) @ keys.transpose(-1, -2)) * scaling, -1)
+                hidden = block.attn.c_proj((weights @ values).reshape(rows, width)) + hidden
+                cross_query = block.crossattention.q_attn(block.ln_cross_attn(hidden))
+                cross_query = cross_query.view(images, beams, heads, head_dim).transpose(1, 2)
+                weights = torch.softmax((cross_query @ cross[index, 0].transpose(-1, -2)) * scaling, -1)
+                attended = (weights @ cross[index, 1]).transpose(1, 2).reshape(rows, width)
+                hidden = hidden + block.crossattention.c_proj(attended)
+                mlp = block.mlp
+                hidden = hidden + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(hidden)), approximate="tanh"))
+            log_probs = torch.log_softmax(self.lm_head(self.transformer.ln_f(hidden)), dim=-1)
+            scores, ids = torch.topk(log_probs, k)
+            return scores, ids, torch.stack(presents)
+
+    return Encoder().eval(), DecoderStep().eval()
+
+
+def export_graphs(model: Any, directory: Path, image_size: int) -> None:
+    """Write fp32 ``encoder.onnx`` and ``decoder.onnx`` for a transformers vit-gpt2 into ``directory``."""
+    import torch
+
+    encoder, step = _graphs(model)
+    config = model.decoder.config
+    layers, heads, head_dim = config.n_layer, config.n_head, config.n_embd // config.n_head
+    pixels = torch.zeros(2, 3, image_size, image_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch 2.13 calls the TorchScript exporter deprecated in favour of the dynamo one, which needs onnxscript
+        # and exports this model slower; the TorchScript one is still supported and its graphs are what we test.
+        warnings.simplefilter("ignore")
+        cross = encoder(pixels)
+        torch.onnx.export(
+            encoder,
+            (pixels,),
+            str(directory / ENCODER_FILE),
+            input_names=["pixel_values"],
+            output_names=["cross"],
+            dynamic_axes={"pixel_values": {0: "images"}, "cross": {2: "images"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        rows = 2 * 2
+        inputs = (
+            torch.zeros(rows, dtype=torch.long),
+            torch.tensor([1]),
+            torch.zeros(layers, 2, rows, heads, 1, head_dim),
+            cross,
+            torch.tensor(4),
+        )
+        torch.onnx.export(
+            step,
+            inputs,
+            str(directory / DECODER_FILE),
+            input_names=["tokens", "position", "past", "cross", "k"],
+            output_names=["scores", "ids", "present"],
+            dynamic_axes={
+                "tokens": {0: "rows"},
+                "past": {2: "rows", 4: "steps"},
+                "cross": {2: "images"},
+                "scores": {0: "rows"},
+                "ids": {0: "rows"},
+                "present": {2: "rows", 4: "steps_and_one"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+class _DropPreprocessingAdvice(logging.Filter):
+    """``quantize_dynamic`` logs advice meant for static quantization on the root logger; it does not apply here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
+    """int8 weights per output channel for every MatMul and embedding, then ONNX Runtime's graph fusions, saved."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for name in (ENCODER_FILE, DECODER_FILE):
+        quantized = fp32_dir / f"int8-{name}"
+        advice = _DropPreprocessingAdvice()
+        logging.getLogger().addFilter(advice)
+        try:
+            quantize_dynamic(
+                fp32_dir / name,
+                quantized,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,  # AVX2's u8×s8 multiply-add saturates otherwise; torch's int8 does the same
+                op_types_to_quantize=["MatMul", "Gather"],
+            )
+        finally:
+            logging.getLogger().removeFilter(advice)
+        options = ort.SessionOptions()
+        # "extended" fusions (quantized MatMuls, LayerNorm, GELU) are portable across x86 and arm; "all" would add
+        # layout changes tied to this CPU, so those are left to the session at load time.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(out_dir / name)
+        ort.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"])
+
+
+def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str | None = None) -> Path:
+    """Export the fp32 model at ``source`` (directory or hub id) to an int8 ONNX directory at ``target``."""
+    from imgcaption.decoding import fast_path_unsupported
+    from imgcaption.generation import GenerationOptions
+    from imgcaption.model_loading import PROVENANCE_FILE, load_model
+
+    try:
+        import onnx  # noqa: F401  (quantize_dynamic needs it; fail early with the fix)
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(f"the ONNX backend needs `pip install 'imgcaption[onnx]'` ({exc})") from exc
+    loaded = load_model(str(source), revision)
+    if loaded.provenance.get("format"):
+        raise ConfigurationError(f"{source} is already an optimized artifact; export from the fp32 model directory")
+    reason = fast_path_unsupported(loaded.model, GenerationOptions())
+    if reason:
+        raise ConfigurationError(f"cannot export this model to the ONNX backend: {reason}")
+    out = Path(target)
+    out.mkdir(parents=True, exist_ok=True)
+    config = loaded.model.config.to_dict()
+    generation_config = loaded.model.generation_config.to_dict()
+    image_size = int(config["encoder"]["image_size"])
+    with tempfile.TemporaryDirectory(prefix="imgcaption-onnx-") as scratch:
+        export_graphs(loaded.model, Path(scratch), image_size)
+        quantize_graphs(Path(scratch), out)
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    (out / "generation_config.json").write_text(json.dumps(generation_config, indent=2, default=str))
+    loaded.processor.save_pretrained(str(out))
+    loaded.tokenizer.save_pretrained(str(out))
+    provenance = {
+        **loaded.provenance,
+        "model_id": loaded.model_id,
+        "revision": loaded.revision,
+        "precision": "int8",
+        "format": ONNX_FORMAT,
+        "backend": "onnxruntime",
+        "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations (ONNX Runtime)",
+    }
+    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    source_dir = Path(str(source)).expanduser()
+    for name in _OPTIONAL_FILES:
+        if source_dir.is_dir() and (source_dir / name).is_file() and not (out / name).exists():
+            shutil.copyfile(source_dir / name, out / name)
+    return out

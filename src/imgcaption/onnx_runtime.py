@@ -1,0 +1,147 @@
+"""The ONNX Runtime backend: run an artifact made by ``imgcaption optimize`` with numpy, ONNX Runtime and Pillow.
+
+Why a second int8 runtime beside :mod:`imgcaption.artifact` (torch): a process that never imports torch starts in a
+fraction of the time (``import torch`` alone is seconds on a small CPU, more than the whole cold-start budget), and
+ONNX Runtime keeps one prepacked copy of the int8 weights where torch's fbgemm keeps 2.4×, so the resident set stays
+small enough for a 1–2 GB Lambda. The graphs are described in :mod:`imgcaption.onnx_export`; the search is
+:mod:`imgcaption.numpy_search`. Captions match torch's int8 mode closely but not bit for bit (different kernels).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from imgcaption.errors import ConfigurationError, ModelLoadError
+from imgcaption.lite_io import ImagePreprocessor, TokenDecoder
+from imgcaption.numpy_search import SearchSettings, beam_search, greedy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from imgcaption.generation import GenerationOptions
+    from imgcaption.model_loading import LoadedModel
+
+ONNX_FORMAT = "imgcaption-onnx-int8/1"
+"""``format`` in the provenance file of a directory made by :func:`imgcaption.onnx_export.save_onnx_artifact`."""
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+_REBUILD = "Rebuild it with `imgcaption optimize MODEL_DIR OUT_DIR`."
+
+
+class _DecoderSteps:
+    """One generation's self-attention history, fed back to the decoder graph step after step."""
+
+    def __init__(self, session: Any, cross: np.ndarray, rows: int, layers: int, heads: int, head_dim: int) -> None:
+        self._session = session
+        self._cross = cross
+        self._past = np.zeros((layers, 2, rows, heads, 0, head_dim), dtype=np.float32)
+        self._position = 0
+
+    def step(self, tokens: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids, self._past = self._session.run(
+            None,
+            {
+                "tokens": np.ascontiguousarray(tokens, dtype=np.int64),
+                "position": np.array([self._position], dtype=np.int64),
+                "past": self._past,
+                "cross": self._cross,
+                "k": np.array(k, dtype=np.int64),
+            },
+        )
+        self._position += 1
+        return scores, ids
+
+    def reorder(self, rows: np.ndarray) -> None:
+        if not np.array_equal(rows, np.arange(rows.shape[0])):
+            self._past = np.take(self._past, rows, axis=2)
+
+
+class OnnxCaptioningModel:
+    """Encoder and decoder sessions plus the generation settings: pixels in, token ids out."""
+
+    def __init__(self, encoder: Any, decoder: Any, config: Mapping[str, Any], generation_config: Any) -> None:
+        self._encoder = encoder
+        self._decoder = decoder
+        gpt2 = config["decoder"]
+        self._layers, self._heads = int(gpt2["n_layer"]), int(gpt2["n_head"])
+        self._head_dim = int(gpt2["n_embd"]) // self._heads
+        self._positions = int(gpt2["n_positions"])
+        self.search = SearchSettings.from_generation_config(generation_config)
+
+    def generate_token_ids(self, pixel_values: Any, options: GenerationOptions) -> np.ndarray:
+        """Token ids (start token first) for a batch of pixel arrays ``(images, 3, height, width)``."""
+        length = options.total_length
+        if length > self._positions:
+            raise ConfigurationError(f"max length {length} exceeds the decoder's {self._positions} positions")
+        pixels = np.ascontiguousarray(np.asarray(pixel_values, dtype=np.float32))
+        images = pixels.shape[0]
+        (cross,) = self._encoder.run(["cross"], {"pixel_values": pixels})
+        steps = _DecoderSteps(
+            self._decoder, cross, images * options.num_beams, self._layers, self._heads, self._head_dim
+        )
+        if options.num_beams == 1:
+            return greedy(steps, images, length, self.search)
+        return beam_search(steps, images, options.num_beams, length, self.search)
+
+
+def _session_options(threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Without the arena, memory from a large batch goes back to the system instead of staying reserved: peak RSS
+    # is what a Lambda's memory size has to cover. Measured no slower here (BENCHMARKS.md).
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3  # errors only; ONNX Runtime's warnings are about its own internals
+    return options
+
+
+def load_onnx_artifact(
+    directory: Path, provenance: Mapping[str, Any], model_id: str, revision: str | None, *, threads: int | None = None
+) -> LoadedModel:
+    """Load an ONNX int8 artifact: two sessions (created in parallel), the preprocessor and the token decoder."""
+    from types import SimpleNamespace
+
+    from imgcaption.model_loading import LoadedModel
+
+    if provenance.get("format") != ONNX_FORMAT:
+        raise ModelLoadError(
+            f"{directory} holds a model in format {provenance.get('format')!r}, not {ONNX_FORMAT!r}. {_REBUILD}",
+            source=str(directory),
+        )
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{directory} is an ONNX artifact and onnxruntime is not installed: `pip install 'imgcaption[onnx]'`",
+            source=str(directory),
+        ) from exc
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        generation_path = directory / "generation_config.json"
+        generation_config = json.loads(generation_path.read_text()) if generation_path.is_file() else {}
+        generation_config = {"length_penalty": None, "early_stopping": None, "pad_token_id": None, **generation_config}
+        generation_config.setdefault("eos_token_id", config["decoder"].get("eos_token_id"))
+        generation_config.setdefault("decoder_start_token_id", config.get("decoder_start_token_id"))
+        options = _session_options(threads)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            encoder, decoder = pool.map(
+                lambda name: ort.InferenceSession(str(directory / name), options, providers=["CPUExecutionProvider"]),
+                (ENCODER_FILE, DECODER_FILE),
+            )
+        model = OnnxCaptioningModel(encoder, decoder, config, SimpleNamespace(**generation_config))
+        preprocessor = ImagePreprocessor(json.loads((directory / "preprocessor_config.json").read_text()))
+        tokens = TokenDecoder(directory / "tokenizer.json")
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not load the ONNX artifact in {directory}: {type(exc).__name__}: {exc}. {_REBUILD}",
+            source=str(directory),
+        ) from exc
+    return LoadedModel(model, preprocessor, tokens, model_id, revision, dict(provenance))

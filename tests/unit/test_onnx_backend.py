@@ -1,0 +1,159 @@
+"""The ONNX Runtime backend: `imgcaption optimize`'s default artifact, which captions without torch in the process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from imgcaption import Captioner, ConfigurationError, GenerationOptions, ModelLoadError
+from imgcaption.lite_io import ImagePreprocessor
+from imgcaption.model_loading import PROVENANCE_FILE, load_model, read_provenance
+from imgcaption.numpy_search import top_k
+from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, OnnxCaptioningModel
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from imgcaption_cli.bench_commands import optimize
+
+    target = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
+    result = CliRunner().invoke(optimize, [str(tiny_model_dir), str(target)])
+    assert result.exit_code == 0, result.output
+    assert "onnx artifact" in result.output
+    return target
+
+
+def photos(count: int) -> list[Image.Image]:
+    rng = np.random.default_rng(7)
+    return [Image.fromarray(rng.integers(0, 255, (90 + 10 * i, 110, 3), dtype=np.uint8)) for i in range(count)]
+
+
+def test_optimize_writes_an_onnx_artifact_by_default(onnx_dir: Path, tiny_model_dir: Path) -> None:
+    provenance = read_provenance(onnx_dir)
+    assert provenance["format"] == ONNX_FORMAT
+    assert provenance["backend"] == "onnxruntime"
+    assert provenance["precision"] == "int8"
+    assert provenance["model_id"] == str(tiny_model_dir)
+    for name in (ENCODER_FILE, DECODER_FILE, "config.json", "preprocessor_config.json", "tokenizer.json"):
+        assert (onnx_dir / name).is_file(), name
+    assert not list(onnx_dir.glob("*.safetensors"))  # no torch weights: the graphs carry them
+
+
+def test_the_fp32_graphs_and_numpy_search_reproduce_the_exact_decoder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The graphs and the search are right: unquantized, they give the exact (transformers-identical) tokens."""
+    import onnxruntime as ort
+
+    from imgcaption.onnx_export import export_graphs
+
+    loaded = load_model(str(tiny_model_dir))
+    exact = Captioner(loaded, precision="fp32", threads=1)
+    images = photos(3)
+    searches = (GenerationOptions(), GenerationOptions(num_beams=3, max_new_tokens=9), GenerationOptions.greedy())
+    expected = {options: exact.forward(exact.preprocess(images), options) for options in searches}
+    export_graphs(load_model(str(tiny_model_dir)).model, tmp_path, image_size=loaded.model.config.encoder.image_size)
+    sessions = [ort.InferenceSession(str(tmp_path / name)) for name in (ENCODER_FILE, DECODER_FILE)]
+    model = OnnxCaptioningModel(*sessions, loaded.model.config.to_dict(), loaded.model.generation_config)
+    pixels = exact.preprocess(images).numpy()
+    for options, tokens in expected.items():
+        assert np.array_equal(model.generate_token_ids(pixels, options), tokens.numpy()), options
+
+
+def test_the_onnx_artifact_captions_without_importing_torch_or_transformers(onnx_dir: Path) -> None:
+    script = (
+        "import sys\n"
+        "from PIL import Image\n"
+        "from imgcaption import Captioner\n"
+        f"captioner = Captioner.from_pretrained({str(onnx_dir)!r}, precision='int8', threads=1)\n"
+        "caption = captioner.caption(Image.new('RGB', (64, 48), 'orange'), source='orange.png')\n"
+        "assert caption.text, caption\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "print(caption.precision, caption.source)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["int8", "orange.png"]
+
+
+def test_onnx_int8_keeps_the_trained_scene_captioner_s_captions(tmp_path: Path) -> None:
+    from imgcaption.onnx_export import save_onnx_artifact
+    from imgcaption.testing.scene_model import scene_captioner_path
+    from imgcaption.testing.scenes import held_out_scenes
+
+    artifact = save_onnx_artifact(scene_captioner_path(), tmp_path / "scene-onnx")
+    captioner = Captioner.from_pretrained(str(artifact), precision="int8", threads=1)
+    scenes = held_out_scenes(40)
+    for options in (GenerationOptions(), GenerationOptions.greedy()):
+        results = captioner.caption_many([scene.image for scene in scenes], generation=options, batch_size=8)
+        correct = sum(result.text == scene.caption for result, scene in zip(results, scenes, strict=True))
+        assert correct >= 38, (options, correct)
+
+
+def test_a_bad_image_in_a_batch_fails_alone_on_the_onnx_backend(onnx_dir: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    photos(1)[0].save(good)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    captioner = Captioner.from_pretrained(str(onnx_dir), precision="int8", threads=1)
+    results = captioner.caption_many([good, broken, good])
+    assert [type(result).__name__ for result in results] == ["Caption", "CaptionFailure", "Caption"]
+    assert results[1].source == str(broken)
+    assert results[0].text == results[2].text
+
+
+def test_an_onnx_artifact_refuses_to_pretend_to_be_fp32(onnx_dir: Path) -> None:
+    with pytest.raises(ConfigurationError, match="pre-quantized int8 artifact"):
+        Captioner.from_pretrained(str(onnx_dir), precision="fp32")
+
+
+def test_a_damaged_onnx_artifact_is_a_load_error_naming_it_and_the_fix(onnx_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(onnx_dir, damaged)
+    (damaged / DECODER_FILE).write_bytes((damaged / DECODER_FILE).read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="imgcaption optimize") as raised:
+        Captioner.from_pretrained(str(damaged), precision="int8")
+    assert str(damaged) in str(raised.value)
+
+
+def test_an_artifact_of_an_unknown_onnx_format_version_is_refused(onnx_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    future = tmp_path / "future"
+    shutil.copytree(onnx_dir, future)
+    provenance = json.loads((future / PROVENANCE_FILE).read_text())
+    (future / PROVENANCE_FILE).write_text(json.dumps({**provenance, "format": "imgcaption-onnx-int8/99"}))
+    with pytest.raises(ModelLoadError, match="imgcaption-onnx-int8/99"):
+        Captioner.from_pretrained(str(future), precision="int8")
+
+
+def test_a_caption_longer_than_the_decoder_s_positions_is_refused(onnx_dir: Path) -> None:
+    captioner = Captioner.from_pretrained(str(onnx_dir), precision="int8", threads=1)
+    positions = json.loads((onnx_dir / "config.json").read_text())["decoder"]["n_positions"]
+    if positions > 255:
+        pytest.skip("the tiny model's decoder has more positions than GenerationOptions allows")
+    with pytest.raises(ConfigurationError, match="positions"):
+        captioner.forward(captioner.preprocess(photos(1)), GenerationOptions(max_new_tokens=positions))
+
+
+def test_the_numpy_preprocessor_matches_transformers(tiny_model_dir: Path, onnx_dir: Path) -> None:
+    loaded = load_model(str(tiny_model_dir))
+    images = [*photos(2), Image.new("RGB", (300, 20), (10, 200, 30)), Image.new("RGB", (20, 300), (77, 1, 250))]
+    ours = ImagePreprocessor(json.loads((onnx_dir / "preprocessor_config.json").read_text()))(images=images)
+    expected = loaded.processor(images=images, return_tensors="pt").pixel_values
+    assert isinstance(ours.pixel_values, np.ndarray)
+    assert torch.allclose(torch.from_numpy(ours.pixel_values), expected, atol=1e-6, rtol=0)
+
+
+def test_top_k_is_best_first_and_breaks_ties_by_position() -> None:
+    values = np.array([[0.1, 0.7, 0.7, -2.0, 0.9], [5.0, 4.0, 3.0, 2.0, 1.0]], dtype=np.float32)
+    assert top_k(values, 3).tolist() == [[4, 1, 2], [0, 1, 2]]
