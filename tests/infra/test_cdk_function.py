@@ -138,6 +138,7 @@ def test_image_is_built_from_the_repository_root_with_the_pinned_model(default: 
         "MODEL_REVISION": "dc68f91c06a1ba6f15268e5b9c13ae7a7c514084",
         "PRECISION": "int8",
     }
+    assert source["dockerBuildTarget"] == "runtime"  # the slim int8 ONNX stage, without torch
     assert source["platform"] == "linux/amd64"
     staged = default.outdir / source["directory"]
     assert (staged / "adapters/lambda/Dockerfile").is_file()

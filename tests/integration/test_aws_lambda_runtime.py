@@ -121,8 +121,38 @@ def moto_endpoint(fake_aws_credentials: None) -> Iterator[str]:
     server.stop()
 
 
+BLOCK_HEAVY_IMPORTS = """
+import sys
+
+
+class _NotInTheSlimImage:
+    \"\"\"The default Lambda image installs no torch, transformers, safetensors or huggingface_hub.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"torch", "transformers", "safetensors", "huggingface_hub"}:
+            raise ModuleNotFoundError(f"No module named {name!r} (not installed in the slim Lambda image)")
+        return None
+
+
+sys.meta_path.insert(0, _NotInTheSlimImage())
+"""
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from imgcaption.onnx_export import save_onnx_artifact
+
+    return save_onnx_artifact(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny-onnx")
+
+
+@pytest.mark.parametrize("image", ["slim int8 ONNX image", "fp32 image"])
 def test_the_image_entrypoint_serves_invocations(
-    runtime_api: FakeRuntimeApi, moto_endpoint: str, tiny_model_dir: Path
+    runtime_api: FakeRuntimeApi,
+    moto_endpoint: str,
+    tiny_model_dir: Path,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    image: str,
 ) -> None:
     s3, dynamodb = s3_client(moto_endpoint), dynamodb_client(moto_endpoint)
     s3.create_bucket(Bucket="photos")
@@ -160,12 +190,18 @@ def test_the_image_entrypoint_serves_invocations(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "IMGCAPTION_MODEL": str(tiny_model_dir),
+        "IMGCAPTION_PRECISION": "fp32",
         "IMGCAPTION_TABLE_NAME": "captions",
         "IMGCAPTION_ENDPOINT_URL": moto_endpoint,
         "IMGCAPTION_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "adapters" / "lambda"), str(ROOT / "src")]),
     }
+    if image == "slim int8 ONNX image":  # what the Dockerfile's default stage holds: the artifact, no torch
+        (tmp_path / "sitecustomize.py").write_text(BLOCK_HEAVY_IMPORTS)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+        env["IMGCAPTION_MODEL"] = str(request.getfixturevalue("onnx_artifact"))
+        env["IMGCAPTION_PRECISION"] = "int8"
     process = subprocess.Popen(
         [sys.executable, "-m", "awslambdaric", "imgcaption_lambda.handler.handler"],
         env=env,
@@ -185,6 +221,7 @@ def test_the_image_entrypoint_serves_invocations(
     assert (kind, request_id, error["errorType"]) == ("error", "req-2", "EventParseError"), output
     item = dynamodb.get_item(TableName="captions", Key={"image_id": {"S": "s3://photos/new arrivals/shoe.png"}})
     assert item["Item"]["status"]["S"] == "ok"
+    assert item["Item"]["precision"]["S"] == env["IMGCAPTION_PRECISION"]
     init_lines = [json.loads(line) for line in output.splitlines() if '"message":"initialised"' in line]
     assert len(init_lines) == 1, output  # loaded once, during init, with its timing
     assert init_lines[0]["init_ms"] >= 0

@@ -33,28 +33,57 @@ def test_model_is_pinned_by_build_args_with_the_agreed_defaults(dockerfile: str)
 
 def test_runtime_is_offline_and_points_at_the_baked_model(dockerfile: str) -> None:
     for setting in ("HF_HUB_OFFLINE=1", "IMGCAPTION_MODEL=/opt/model", "IMGCAPTION_LOCAL_FILES_ONLY=true"):
-        assert setting in dockerfile
-    assert dockerfile.rstrip().endswith('CMD ["imgcaption_lambda.handler.handler"]')
+        assert setting in stage(dockerfile, "runtime-fp32")
+    for setting in ("IMGCAPTION_MODEL=/opt/model", "IMGCAPTION_LOCAL_FILES_ONLY=true"):
+        assert setting in stage(dockerfile, "runtime")
+    for runtime in ("runtime", "runtime-fp32"):
+        assert stage(dockerfile, runtime).rstrip().endswith('CMD ["imgcaption_lambda.handler.handler"]')
 
 
 def test_torch_comes_from_the_cpu_index(dockerfile: str) -> None:
     assert "--index-url https://download.pytorch.org/whl/cpu" in dockerfile
 
 
-def test_layers_go_dependencies_then_model_then_code(dockerfile: str) -> None:
-    runtime = dockerfile.index("AS runtime")
-    deps = dockerfile.index('".[aws]"')
-    model = dockerfile.index("COPY --from=model /opt/model")
-    code = dockerfile.index("COPY src/ src/", runtime)
-    assert deps < runtime < model < code
+def stage(dockerfile: str, name: str) -> str:
+    """The text of one build stage, from its FROM line to the next FROM."""
+    start = dockerfile.index(f" AS {name}\n")
+    end = dockerfile.find("\nFROM ", start)
+    lines = dockerfile[start : end if end != -1 else len(dockerfile)].rstrip().splitlines()
+    while lines[-1].startswith("#"):  # the next stage's comments
+        lines.pop()
+    return "\n".join(lines)
 
 
-def test_an_int8_image_bakes_in_the_pre_quantized_artifact(dockerfile: str) -> None:
-    model_stage = dockerfile[dockerfile.index("AS model") : dockerfile.index("AS runtime")]
+@pytest.mark.parametrize("runtime", ["runtime", "runtime-fp32"])
+def test_layers_go_dependencies_then_model_then_code(dockerfile: str, runtime: str) -> None:
+    begins = dockerfile.index(stage(dockerfile, runtime))
+    # runtime-fp32 builds on the deps stage; the slim runtime installs its few dependencies itself
+    dependencies = dockerfile.index(
+        "pip install", dockerfile.index(" AS deps" if runtime == "runtime-fp32" else " AS runtime\n")
+    )
+    model = dockerfile.index("COPY --from=model /opt/model", begins)
+    code = dockerfile.index("COPY src/ src/", begins)
+    assert dependencies < model < code
+
+
+def test_an_int8_image_bakes_in_the_onnx_artifact(dockerfile: str) -> None:
+    model_stage = stage(dockerfile, "model")
     download = model_stage.index("download_model.py")
     assert download < model_stage.index("COPY src/ src/"), "a code change must not invalidate the download layer"
-    assert "save_artifact('/opt/model-source', '/opt/model')" in model_stage
+    assert "save_onnx_artifact('/opt/model-source', '/opt/model')" in model_stage
     assert 'if [ "${PRECISION}" = "int8" ]' in model_stage
+
+
+def test_the_default_image_runs_int8_onnx_without_torch_or_transformers(dockerfile: str) -> None:
+    runtime = stage(dockerfile, "runtime")
+    assert dockerfile.rstrip().endswith(runtime.rstrip()), "the default (last) stage is the slim one"
+    assert runtime.startswith(" AS runtime\n") and "FROM deps" not in dockerfile[dockerfile.rindex("FROM ") :]
+    installs = " ".join(line for line in runtime.splitlines() if "pip install" in line or line.startswith("      "))
+    assert "onnxruntime" in installs
+    for heavy in ("torch", "transformers", "safetensors", "huggingface"):
+        assert heavy not in installs, heavy
+    assert "IMGCAPTION_PRECISION=int8" in runtime
+    assert "IMGCAPTION_PRECISION=fp32" in stage(dockerfile, "runtime-fp32")
 
 
 def test_every_file_the_dockerfile_copies_passes_the_dockerignore(dockerfile: str) -> None:

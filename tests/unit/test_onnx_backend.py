@@ -157,3 +157,14 @@ def test_the_numpy_preprocessor_matches_transformers(tiny_model_dir: Path, onnx_
 def test_top_k_is_best_first_and_breaks_ties_by_position() -> None:
     values = np.array([[0.1, 0.7, 0.7, -2.0, 0.9], [5.0, 4.0, 3.0, 2.0, 1.0]], dtype=np.float32)
     assert top_k(values, 3).tolist() == [[4, 1, 2], [0, 1, 2]]
+
+
+def test_a_batch_larger_than_a_decode_chunk_keeps_every_row(onnx_dir: Path) -> None:
+    from imgcaption.onnx_runtime import DECODE_CHUNK
+
+    captioner = Captioner.from_pretrained(str(onnx_dir), precision="int8", threads=1)
+    image = photos(1)[0]
+    one = captioner.forward(captioner.preprocess([image]), GenerationOptions())
+    many = captioner.forward(captioner.preprocess([image] * (DECODE_CHUNK + 2)), GenerationOptions())
+    assert many.shape == (DECODE_CHUNK + 2, one.shape[1])
+    assert all(np.array_equal(row, one[0]) for row in many)

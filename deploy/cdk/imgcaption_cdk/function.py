@@ -59,6 +59,8 @@ def image_code(settings: StackSettings) -> lambda_.DockerImageCode:
             "MODEL_REVISION": settings.model_revision,
             "PRECISION": settings.precision,
         },
+        # int8 runs the ONNX artifact in the slim stage (no torch); fp32 needs the stage with torch and transformers
+        target="runtime-fp32" if settings.precision == "fp32" else "runtime",
         cmd=[defaults.HANDLER_CMD],
         platform=platform,
         exclude=list(ASSET_EXCLUDES),
