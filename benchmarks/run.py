@@ -21,7 +21,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--artifact", type=Path, default=None)
+    parser.add_argument("--artifact", type=Path, default=None, help="torch int8 artifact (built if absent)")
+    parser.add_argument("--onnx-artifact", type=Path, default=None, help="int8 ONNX Runtime artifact (built if absent)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16])
@@ -35,6 +36,7 @@ def main() -> None:
         BenchConfig(
             model_dir=args.model_dir,
             artifact_dir=args.artifact,
+            onnx_artifact_dir=args.onnx_artifact,
             threads=args.threads,
             throughput_threads=args.threads,
             repeats=args.repeats,

@@ -19,7 +19,8 @@ from imgcaption.bench.lambda_cost import (
     recommend,
     vcpus_for,
 )
-from imgcaption.bench.runner import token_agreement
+from imgcaption.bench.report import fastest_fast_mode, render
+from imgcaption.bench.runner import BenchResult, ColdStart, Fidelity, Throughput, Timing, token_agreement
 
 
 def test_bench_runs_end_to_end_on_the_tiny_model_and_prints_every_section(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -27,20 +28,90 @@ def test_bench_runs_end_to_end_on_the_tiny_model_and_prints_every_section(tiny_m
 
     examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.jpg"))[:2]
     raw = tmp_path / "result.json"
+    onnx_dir = tmp_path / "tiny-onnx"  # absent: the run builds it there
     args = [str(tiny_model_dir), "--threads", "1", "--threads", "2", "--repeats", "1", "--batch-size", "1"]
     args += ["--batch-size", "2", "--cold-runs", "1", "--fidelity-images", "2", "--json", str(raw)]
+    args += ["--onnx-artifact", str(onnx_dir)]
     for image in examples:
         args += ["--image", str(image)]
     result = CliRunner().invoke(bench, args)
     assert result.exit_code == 0, result.output
-    for heading in ("## Latency", "## Throughput", "## Cold start", "## Fidelity", "## Lambda cost", "## Capacity"):
+    headings = ("## Latency", "## Throughput", "## Cold start", "## Fidelity", "## Fast modes side by side")
+    for heading in (*headings, "## Lambda cost", "## Capacity"):
         assert heading in result.output
     assert "Exact mode (fp32) tokens identical to the baseline on every image: **True**" in result.output
+    assert (onnx_dir / "imgcaption-model.json").is_file()
     data = json.loads(raw.read_text())
+    assert data["config"]["onnx_artifact"] == str(onnx_dir)
+    assert data["machine"]["onnxruntime"]
     modes = {(row["mode"], row["decoding"], row["threads"]) for row in data["latency"]}
     assert ("baseline", "beams 4", 1) in modes and ("int8", "greedy", 2) in modes
-    assert {c["label"] for c in data["cold_start"]} == {"int8 artifact", "fp32 (transformers)"}
+    assert {("onnx", decoding, threads) for decoding in ("beams 4", "greedy") for threads in (1, 2)} <= modes
+    assert all(len(row["ratios"]) == 2 for row in data["latency"])  # paired with the baseline: 2 images, 1 repeat
+    rates = {(row["mode"], row["threads"], row["batch_size"]) for row in data["throughput"]}
+    assert {("onnx", threads, batch) for threads in (1, 2) for batch in (1, 2)} <= rates
+    assert {c["label"] for c in data["cold_start"]} == {"int8 artifact", "onnx int8 artifact", "fp32 (transformers)"}
     assert all(c["peak_rss_mb"][0] > 0 for c in data["cold_start"])
+    assert "import onnxruntime" in data["import_seconds"]
+    assert {(f["model"].startswith("scene captioner"), f["mode"]) for f in data["fidelity"]} >= {
+        (False, "int8"),
+        (False, "onnx"),
+    }
+    if any(f["model"].startswith("scene captioner") for f in data["fidelity"]):  # the bundled model, when present
+        assert {f["mode"] for f in data["fidelity"] if f["model"].startswith("scene captioner")} == {"int8", "onnx"}
+    for row in ("| 1 | beams 4 | onnx |", "| 2 | greedy | onnx |", "| 1 | 2 | onnx |", "| onnx int8 artifact |"):
+        assert row in result.output, row
+    assert "| int8 ONNX Runtime (`onnx`) |" in result.output  # the side-by-side and fidelity tables name the mode
+    assert "| `import onnxruntime` |" in result.output
+
+
+def _result(onnx_cpu_seconds: float | None) -> BenchResult:
+    """A made-up result: int8 at 0.5 CPU-s/image (1 thread, batch 4), onnx at ``onnx_cpu_seconds`` if given."""
+    speeds = {"int8": 0.5} | ({"onnx": onnx_cpu_seconds} if onnx_cpu_seconds is not None else {})
+    latency = [Timing("baseline", "beams 4", 1, [1.0], [1.0])]
+    latency += [Timing(mode, "beams 4", 1, [seconds], [1 / seconds]) for mode, seconds in speeds.items()]
+    throughput = [
+        Throughput(mode, 1, batch, 1 / seconds * (1 if batch == 4 else 0.5), 2.0, seconds * (1 if batch == 4 else 2))
+        for mode, seconds in speeds.items()
+        for batch in (1, 4)
+    ]
+    cold = [ColdStart("int8 artifact", [3.0], [1.0], [1.0], [1.0], [1000.0])]
+    if onnx_cpu_seconds is not None:
+        cold.append(ColdStart("onnx int8 artifact", [1.0], [0.2], [0.3], [0.5], [2000.0]))
+    fidelity = [Fidelity("tiny", mode, 2, 1.0, 1.0) for mode in speeds]
+    machine = {
+        "cpu": "test",
+        "cores": 2,
+        "flags": [],
+        "python": "3.11",
+        "torch": "2",
+        "quantized_engine": "x86",
+        "load_average_at_start": [0.0, 0.0, 0.0],
+    }
+    config = {"model": "tiny", "images": ["a.jpg"], "repeats": 1}
+    return BenchResult(machine, config, latency, throughput, cold, {}, fidelity, True)
+
+
+def test_the_lambda_sections_model_the_fast_mode_with_fewer_cpu_seconds_per_image() -> None:
+    faster_onnx = _result(onnx_cpu_seconds=0.25)
+    mode, speed = fastest_fast_mode(faster_onnx) or ("none", None)
+    assert mode == "onnx" and speed is not None and speed.seconds_1_thread == 0.25 and speed.batch_size == 4
+    report = render(faster_onnx)
+    assert "## Lambda cost per million images (fastest fast mode: int8 ONNX Runtime (`onnx`), batch 4" in report
+    assert "## Capacity (int8 ONNX Runtime (`onnx`), x86_64, batch 4)" in report
+    assert "cold-start peak RSS (3000 MB)" in report  # the onnx row's 2000 MB × 1.5, not int8's
+    assert "| int8 ONNX Runtime (`onnx`) | **4.00×** | 1.00 | 2000 | 0.250 (batch 4) |" in report
+    assert "| int8 (torch) (`int8`) | **2.00×** | 3.00 | 1000 | 0.500 (batch 4) |" in report
+
+    faster_int8 = render(_result(onnx_cpu_seconds=0.75))
+    assert "fastest fast mode: int8 (torch) (`int8`)" in faster_int8
+    assert "cold-start peak RSS (1500 MB)" in faster_int8
+
+
+def test_the_report_renders_without_the_onnx_mode() -> None:
+    report = render(_result(onnx_cpu_seconds=None))
+    assert "fastest fast mode: int8 (torch) (`int8`)" in report
+    assert "`onnx`" not in report
 
 
 def test_memory_buys_one_vcpu_per_1769_mb() -> None:

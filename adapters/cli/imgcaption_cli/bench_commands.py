@@ -38,7 +38,14 @@ def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--artifact", type=click.Path(file_okay=False, path_type=Path), help="int8 artifact (built if absent).")
+@click.option(
+    "--artifact", type=click.Path(file_okay=False, path_type=Path), help="torch int8 artifact (built if absent)."
+)
+@click.option(
+    "--onnx-artifact",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="int8 ONNX Runtime artifact (built if absent); the onnx mode is skipped without onnxruntime.",
+)
 @click.option(
     "--image",
     "images",
@@ -60,6 +67,7 @@ def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
 def bench(
     model_dir: Path,
     artifact: Path | None,
+    onnx_artifact: Path | None,
     images: tuple[Path, ...],
     threads: tuple[int, ...],
     repeats: int,
@@ -69,7 +77,7 @@ def bench(
     fidelity_images: int,
     json_path: Path | None,
 ) -> None:
-    """Benchmark fp32 (exact) and int8 against the baseline on MODEL_DIR and print the markdown report.
+    """Benchmark fp32 (exact), int8 (torch) and int8 ONNX Runtime against the baseline on MODEL_DIR; print markdown.
 
     Use the full-size model for meaningful numbers (``save_random_model(DIR, "full")``).
     """
@@ -83,6 +91,7 @@ def bench(
     config = BenchConfig(
         model_dir=model_dir,
         artifact_dir=artifact,
+        onnx_artifact_dir=onnx_artifact,
         image_paths=images,
         threads=threads,
         repeats=repeats,

@@ -1,4 +1,8 @@
-"""The benchmark as markdown: ratios first, absolute numbers second, then the Lambda cost and capacity models."""
+"""The benchmark as markdown: ratios first, absolute numbers second, then the Lambda cost and capacity models.
+
+The Lambda sections model the faster of the two int8 modes (torch ``int8``, ``onnx`` ONNX Runtime): the one with
+fewer CPU seconds per image at 1 thread, and its own cold-start peak RSS as the memory floor.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from imgcaption.bench.lambda_cost import (
     cost_table,
     recommend,
 )
-from imgcaption.bench.runner import BenchResult, Throughput
+from imgcaption.bench.runner import COLD_START_LABELS, FAST_MODES, MODE_NAMES, BenchResult, ColdStart, Throughput
 
 RSS_HEADROOM = 1.5
 """Recommend a Lambda size with this factor above the measured peak RSS (larger images, batches, allocator slack)."""
@@ -41,16 +45,54 @@ def speed_for_lambda(result: BenchResult, mode: str = "int8") -> MeasuredSpeed |
     return MeasuredSpeed(one, usable, batch_size=best)
 
 
+def fastest_fast_mode(result: BenchResult) -> tuple[str, MeasuredSpeed] | None:
+    """The fast mode (``int8`` or ``onnx``) with the fewest 1-thread CPU seconds per image, and that speed."""
+    speeds = [(mode, speed) for mode in FAST_MODES if (speed := speed_for_lambda(result, mode)) is not None]
+    return min(speeds, key=lambda pair: pair[1].seconds_1_thread) if speeds else None
+
+
+def cold_start_for(result: BenchResult, mode: str) -> ColdStart | None:
+    """The cold-start row of a fast mode (``int8 artifact`` or ``onnx int8 artifact``), if measured."""
+    rows = [c for c in result.cold_start if c.label == COLD_START_LABELS.get(mode)]
+    return rows[0] if rows else None
+
+
+def _fast_modes_section(result: BenchResult) -> list[str]:
+    measured = [mode for mode in FAST_MODES if any(t.mode == mode for t in result.latency + result.throughput)]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "## Fast modes side by side",
+        "",
+        "| mode | speed-up, beams 4, batch 1, 1 thread | cold start wall s | cold start peak RSS MB | "
+        "CPU s/image, 1 thread, best batch |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in measured:
+        latency = [t.speedup for t in result.latency if t.mode == mode and t.decoding == "beams 4" and t.threads == 1]
+        cold = cold_start_for(result, mode)
+        speed = speed_for_lambda(result, mode)
+        lines.append(
+            f"| {MODE_NAMES[mode]} (`{mode}`) | {f'**{max(latency):.2f}×**' if latency else '—'} | "
+            f"{f'{_median(cold.wall_seconds):.2f}' if cold else '—'} | "
+            f"{f'{_median(cold.peak_rss_mb):.0f}' if cold else '—'} | "
+            f"{f'{speed.seconds_1_thread:.3f} (batch {speed.batch_size})' if speed else '—'} |"
+        )
+    return lines
+
+
 def render(result: BenchResult) -> str:
     m = result.machine
     lines = [
         "## Machine",
         "",
         f"{m['cpu']}, {m['cores']} cores ({', '.join(m['flags'])}), Python {m['python']}, torch {m['torch']} "
-        f"(kernels {m.get('cpu_capability', '?')}, quantized engine {m['quantized_engine']}); "
-        f"load average at start {m['load_average_at_start']}.",
+        f"(kernels {m.get('cpu_capability', '?')}, quantized engine {m['quantized_engine']}), "
+        f"onnxruntime {m.get('onnxruntime') or 'not installed'}; load average at start {m['load_average_at_start']}.",
         f"Model: `{result.config['model']}`; images: {', '.join(result.config['images'])}; "
         f"{result.config['repeats']} repeats, interleaved A B A B with the baseline.",
+        "Modes: " + "; ".join(f"`{mode}` {MODE_NAMES[mode]}" for mode in _modes(result)) + ".",
         "",
         "## Latency, batch 1 — speed-up over the baseline (fp32 `generate`, beams 4), median of paired ratios",
         "",
@@ -86,20 +128,37 @@ def render(result: BenchResult) -> str:
     lines += ["", "| import (fresh process, wall) | median s |", "|---|---|"]
     for label, values in result.import_seconds.items():
         lines.append(f"| `{label}` | {_median(values):.2f} |")
-    lines += ["", "## Fidelity of int8 against fp32 (beams 4)", ""]
-    lines += ["| model | images | identical captions | token agreement |", "|---|---|---|---|"]
+    lines += ["", "## Fidelity of the int8 modes against fp32 (beams 4)", ""]
+    lines += ["| model | mode | images | identical captions | token agreement |", "|---|---|---|---|---|"]
     for f in result.fidelity:
-        lines.append(f"| {f.model} | {f.images} | {f.identical_captions:.1%} | {f.token_agreement:.1%} |")
+        lines.append(
+            f"| {f.model} | {MODE_NAMES.get(f.mode, f.mode)} (`{f.mode}`) | {f.images} | {f.identical_captions:.1%} | "
+            f"{f.token_agreement:.1%} |"
+        )
+    lines += _fast_modes_section(result)
     lines += _lambda_sections(result)
     return "\n".join(lines) + "\n"
 
 
+def _modes(result: BenchResult) -> list[str]:
+    seen = {t.mode for t in result.latency}
+    return [mode for mode in MODE_NAMES if mode in seen]
+
+
 def _lambda_sections(result: BenchResult) -> list[str]:
-    speed = speed_for_lambda(result)
-    if speed is None:
-        return ["", "(no 1- and 2-thread int8 throughput measured: no Lambda cost model)"]
-    int8_rss = [c for c in result.cold_start if c.label == "int8 artifact"]
-    min_memory = int(_median(int8_rss[0].peak_rss_mb) * RSS_HEADROOM) if int8_rss else 0
+    fastest = fastest_fast_mode(result)
+    if fastest is None:
+        return ["", "(no 1-thread int8 or onnx throughput measured: no Lambda cost model)"]
+    mode, speed = fastest
+    name = f"{MODE_NAMES[mode]} (`{mode}`)"
+    others = [
+        f"`{other}` {other_speed.seconds_1_thread:.3f}"
+        for other in FAST_MODES
+        if other != mode and (other_speed := speed_for_lambda(result, other)) is not None
+    ]
+    why = f" (CPU-s/image at 1 thread: `{mode}` {speed.seconds_1_thread:.3f}, {', '.join(others)})" if others else ""
+    cold = cold_start_for(result, mode)
+    min_memory = int(_median(cold.peak_rss_mb) * RSS_HEADROOM) if cold else 0
     rows = cost_table(speed)
     best = recommend(rows, min_memory_mb=min_memory)
     two = (
@@ -109,8 +168,9 @@ def _lambda_sections(result: BenchResult) -> list[str]:
     )
     lines = [
         "",
-        f"## Lambda cost per million images (int8, batch {speed.batch_size} per invocation)",
+        f"## Lambda cost per million images (fastest fast mode: {name}, batch {speed.batch_size} per invocation)",
         "",
+        f"The fast mode with the fewest CPU seconds per image at 1 thread{why}. "
         f"From {speed.seconds_1_thread:.3f} CPU-s/image at 1 thread and {two} (batch {speed.batch_size}); "
         f"1 vCPU per 1,769 MB; figures not measured here are marked * (extrapolated with Amdahl's law, "
         f"p = {speed.parallel_fraction:.2f}); arm prices applied to x86 times, not measured on arm.",
@@ -133,10 +193,10 @@ def _lambda_sections(result: BenchResult) -> list[str]:
         "",
         f"**Recommended: {best.memory_mb} MB, x86_64, batch {speed.batch_size}** — ${best.dollars_per_million:.2f} "
         f"per million images ({best.threads} thread(s), {best.seconds_per_image:.3f} s/image), the cheapest measured "
-        f"size with at least {RSS_HEADROOM}× the int8 peak RSS ({min_memory} MB). arm64 would be 20% cheaper per "
-        "GB-second if its speed per vCPU matched; measure before switching.",
+        f"size with at least {RSS_HEADROOM}× the {name} cold-start peak RSS ({min_memory} MB). "
+        "arm64 would be 20% cheaper per GB-second if its speed per vCPU matched; measure before switching.",
         "",
-        f"## Capacity (int8, x86_64, batch {speed.batch_size}): images/hour by memory size and reserved concurrency",
+        f"## Capacity ({name}, x86_64, batch {speed.batch_size}): images/hour by memory size and reserved concurrency",
         "",
         "| memory MB | " + " | ".join(f"{c} workers" for c in CONCURRENCIES) + " | $ per busy worker-hour |",
         "|---|" + "---|" * (len(CONCURRENCIES) + 1),

@@ -5,7 +5,13 @@ batch 1. Every timed call captions PIL images end to end (preprocess, decode, de
 
 * ``baseline`` — ``model.generate`` as the seed called it (and ``generate`` greedy, for the greedy rows);
 * ``fp32`` — the default exact mode: :func:`imgcaption.decoding.decode`, same tokens as the baseline;
-* ``int8`` — the pre-quantized artifact written by ``imgcaption optimize``.
+* ``int8`` — the pre-quantized torch artifact written by ``imgcaption optimize --backend torch``;
+* ``onnx`` — int8 ONNX Runtime: the artifact ``imgcaption optimize`` writes by default, run without torch. Its
+  sessions fix their thread count at load, so there is one captioner per thread count measured. Skipped, with a note,
+  where ``onnxruntime`` is not installed.
+
+``int8`` and ``onnx`` are the fast modes: each is checked against fp32 for fidelity and started cold in a fresh
+process.
 """
 
 from __future__ import annotations
@@ -32,13 +38,24 @@ if TYPE_CHECKING:
 
 BEAMS4 = GenerationOptions()
 GREEDY = GenerationOptions(num_beams=1, max_length=16)
-MODES = ("baseline", "fp32", "int8")
+MODES = ("baseline", "fp32", "int8", "onnx")
+FAST_MODES = ("int8", "onnx")
+"""The quantized modes: fidelity against fp32, a cold start each, and the Lambda model takes the faster."""
+MODE_NAMES = {
+    "baseline": "baseline (transformers generate)",
+    "fp32": "fp32 (exact)",
+    "int8": "int8 (torch)",
+    "onnx": "int8 ONNX Runtime",
+}
+COLD_START_LABELS = {"int8": "int8 artifact", "onnx": "onnx int8 artifact"}
+"""The cold-start row of each fast mode."""
 
 
 @dataclass
 class BenchConfig:
     model_dir: Path
     artifact_dir: Path | None = None
+    onnx_artifact_dir: Path | None = None
     image_paths: Sequence[Path] = ()
     threads: Sequence[int] = (1, 2)
     repeats: int = 2
@@ -95,6 +112,7 @@ class ColdStart:
 @dataclass
 class Fidelity:
     model: str
+    mode: str  # the fast mode compared with fp32: "int8" or "onnx"
     images: int
     identical_captions: float
     token_agreement: float
@@ -152,7 +170,16 @@ def describe_machine() -> dict[str, Any]:
         "quantized_engine": torch.backends.quantized.engine,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # what torch's kernels actually use
         "load_average_at_start": [round(x, 2) for x in load],
+        "onnxruntime": _onnxruntime_version(),
     }
+
+
+def _onnxruntime_version() -> str | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return str(onnxruntime.__version__)
 
 
 def _cpu_seconds() -> float:
@@ -197,10 +224,30 @@ def default_images() -> list[Path]:
 
 
 class _Runners:
-    """One callable per (mode, options): PIL images in, token ids out."""
+    """One callable per (mode, options): PIL images in, token ids out, at the thread count last :meth:`use`d."""
 
-    def __init__(self, fp32: Captioner, int8: Captioner, model: Any) -> None:
+    def __init__(self, fp32: Captioner, int8: Captioner, model: Any, onnx: dict[int, Captioner]) -> None:
         self.fp32, self.int8, self.model = fp32, int8, model
+        self.onnx = onnx  # one ONNX Runtime captioner per thread count: its sessions fix it at load
+        self.modes = tuple(mode for mode in MODES if mode != "onnx" or onnx)
+        self.fast_modes = tuple(mode for mode in FAST_MODES if mode in self.modes)
+        self.threads = 0
+
+    def use(self, threads: int) -> None:
+        """torch's intra-op threads for the torch modes, and the ONNX captioner built with as many."""
+        import torch
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+
+    def _captioner(self, mode: str) -> Captioner:
+        if mode == "fp32":
+            return self.fp32
+        if mode == "int8":
+            return self.int8
+        if mode == "onnx":
+            return self.onnx[self.threads]
+        raise ValueError(f"unknown mode {mode!r}")
 
     def run(self, mode: str, options: GenerationOptions, images: Sequence[Image.Image]) -> Any:
         if mode == "baseline":
@@ -208,15 +255,13 @@ class _Runners:
             tokens = self.model.generate(pixel_values, **options.generate_kwargs())  # the seed: no inference_mode
             self.fp32.postprocess(tokens)
             return tokens
-        captioner = self.fp32 if mode == "fp32" else self.int8
+        captioner = self._captioner(mode)
         tokens = captioner.forward(captioner.preprocess(images), options)
         captioner.postprocess(tokens)
         return tokens
 
 
 def run_benchmark(config: BenchConfig) -> BenchResult:
-    import torch
-
     from imgcaption.artifact import save_artifact
     from imgcaption.captioner import Captioner
     from imgcaption.model_loading import load_model
@@ -230,18 +275,25 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         artifact = artifact or Path(tempfile.mkdtemp(prefix="imgcaption-int8-"))
         say(f"building the int8 artifact in {artifact}")
         save_artifact(config.model_dir, artifact)
+    onnx_artifact = _onnx_artifact(config) if _onnxruntime_version() is not None else None
+    if onnx_artifact is None:
+        say("onnxruntime is not installed: skipping the onnx (int8 ONNX Runtime) mode")
     loaded = load_model(str(config.model_dir))
     fp32 = Captioner(loaded)
     int8 = Captioner.from_pretrained(str(artifact), precision="int8", threads=max(config.threads))
-    runners = _Runners(fp32, int8, loaded.model)
+    onnx: dict[int, Captioner] = {}
+    if onnx_artifact is not None:
+        for threads in sorted({*config.threads, *config.throughput_threads}):
+            onnx[threads] = Captioner.from_pretrained(str(onnx_artifact), precision="int8", threads=threads)
+    runners = _Runners(fp32, int8, loaded.model, onnx)
     pad = int(loaded.model.generation_config.pad_token_id or 0)
 
     latency: list[Timing] = []
     outputs: dict[tuple[str, str, int], Any] = {}
     for threads in config.threads:
-        torch.set_num_threads(threads)
+        runners.use(threads)
         for options, label in ((BEAMS4, "beams 4"), (GREEDY, "greedy")):
-            timings = {mode: Timing(mode, label, threads) for mode in MODES}
+            timings = {mode: Timing(mode, label, threads) for mode in runners.modes}
             baseline_b4 = Timing("baseline", "beams 4", threads)
             for repeat in range(config.repeats):
                 for index, image in enumerate(images):
@@ -252,14 +304,14 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
                         runners.run("baseline", BEAMS4, [image])
                         reference = time.perf_counter() - started
                         baseline_b4.seconds.append(reference)
-                    for mode in MODES:
+                    for mode in runners.modes:
                         started = time.perf_counter()
                         tokens = runners.run(mode, options, [image])
                         elapsed = time.perf_counter() - started
                         timings[mode].seconds.append(elapsed)
                         outputs[(mode, label, index)] = tokens[0].tolist()
                     seed = reference if reference is not None else timings["baseline"].seconds[-1]
-                    for mode in MODES:
+                    for mode in runners.modes:
                         timings[mode].ratios.append(seed / timings[mode].seconds[-1])
             latency.extend(timings.values())
     exact = all(
@@ -270,7 +322,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
 
     throughput: list[Throughput] = []
     for threads in config.throughput_threads:
-        torch.set_num_threads(threads)
+        runners.use(threads)
         base = [t for t in latency if t.mode == "baseline" and t.decoding == "beams 4" and t.threads == threads]
         base_rate = 1 / base[0].p50 if base else float("nan")
         if not base:
@@ -279,7 +331,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
             base_rate = 1 / (time.perf_counter() - started)
         for batch_size in config.batch_sizes:
             batch = [images[i % len(images)] for i in range(batch_size)]
-            for mode in ("fp32", "int8"):
+            for mode in ("fp32", *runners.fast_modes):
                 say(f"throughput {mode} batch {batch_size} threads={threads}")
                 cpu_before, started = _cpu_seconds(), time.perf_counter()
                 runners.run(mode, BEAMS4, batch)
@@ -288,19 +340,31 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
                 throughput.append(Throughput(mode, threads, batch_size, rate, rate / base_rate, cpu))
 
     say("cold start")
-    cold = measure_cold_starts(config.model_dir, artifact, paths[0], config.cold_start_runs, min(config.threads))
-    imports = measure_imports(config.cold_start_runs)
+    cold = measure_cold_starts(
+        config.model_dir, artifact, paths[0], config.cold_start_runs, min(config.threads), onnx_artifact=onnx_artifact
+    )
+    imports = measure_imports(config.cold_start_runs, include_onnxruntime=onnx_artifact is not None)
 
-    fidelity = [_fidelity_from_outputs(outputs, len(images), pad, loaded.model_id)]
+    fidelity = [_fidelity_from_outputs(outputs, len(images), pad, loaded.model_id, mode) for mode in runners.fast_modes]
     if config.fidelity_model is not None and config.fidelity_images > 0:
         say("fidelity on the trained scene captioner")
-        fidelity.append(scene_fidelity(config.fidelity_model, config.fidelity_images))
+        if onnx_artifact is None:
+            fidelity += scene_fidelity(config.fidelity_model, config.fidelity_images)
+        else:
+            from imgcaption.onnx_export import save_onnx_artifact
+
+            with tempfile.TemporaryDirectory(prefix="imgcaption-scene-onnx-") as scratch:
+                say("exporting the scene captioner to a temporary onnx artifact")
+                scene_onnx = save_onnx_artifact(config.fidelity_model, Path(scratch) / "onnx")
+                fidelity += scene_fidelity(config.fidelity_model, config.fidelity_images, onnx_artifact=scene_onnx)
 
     return BenchResult(
         machine=machine,
         config={
             "model": str(config.model_dir),
             "artifact": str(artifact),
+            "onnx_artifact": str(onnx_artifact) if onnx_artifact is not None else None,
+            "modes": list(runners.modes),
             "images": [p.name for p in paths],
             "repeats": config.repeats,
             "threads": list(config.threads),
@@ -314,33 +378,56 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     )
 
 
-def _fidelity_from_outputs(outputs: dict[tuple[str, str, int], Any], count: int, pad: int, name: str) -> Fidelity:
+def _onnx_artifact(config: BenchConfig) -> Path:
+    """The ONNX artifact at ``config.onnx_artifact_dir``, exported there (or to a temporary directory) if absent."""
+    from imgcaption.onnx_export import save_onnx_artifact
+
+    onnx_artifact = config.onnx_artifact_dir
+    if onnx_artifact is None or not (onnx_artifact / "imgcaption-model.json").is_file():
+        onnx_artifact = onnx_artifact or Path(tempfile.mkdtemp(prefix="imgcaption-onnx-"))
+        config.progress(f"building the int8 ONNX Runtime artifact in {onnx_artifact}")
+        save_onnx_artifact(config.model_dir, onnx_artifact)
+    return onnx_artifact
+
+
+def _fidelity_from_outputs(
+    outputs: dict[tuple[str, str, int], Any], count: int, pad: int, name: str, mode: str
+) -> Fidelity:
     same = matches = total = 0
     for index in range(count):
-        a, b = outputs[("fp32", "beams 4", index)], outputs[("int8", "beams 4", index)]
+        a, b = outputs[("fp32", "beams 4", index)], outputs[(mode, "beams 4", index)]
         same += a == b
         hit, length = token_agreement(a, b, pad)
         matches, total = matches + hit, total + length
-    return Fidelity(name, count, same / count, matches / total)
+    return Fidelity(name, mode, count, same / count, matches / total)
 
 
-def scene_fidelity(model_dir: Path, count: int) -> Fidelity:
-    """int8 against fp32 on a model whose captions mean something: the trained scene captioner."""
+def scene_fidelity(model_dir: Path, count: int, *, onnx_artifact: Path | None = None) -> list[Fidelity]:
+    """The fast modes against fp32 on a model whose captions mean something: the trained scene captioner.
+
+    ``int8`` quantizes ``model_dir`` on load; ``onnx`` (only with ``onnx_artifact``, exported from ``model_dir``)
+    runs that artifact.
+    """
     from imgcaption.captioner import Captioner
     from imgcaption.testing.scenes import held_out_scenes
 
     fp32 = Captioner.from_pretrained(str(model_dir), precision="fp32")
-    int8 = Captioner.from_pretrained(str(model_dir), precision="int8")
+    fast = {"int8": Captioner.from_pretrained(str(model_dir), precision="int8")}
+    if onnx_artifact is not None:
+        fast["onnx"] = Captioner.from_pretrained(str(onnx_artifact), precision="int8")
     scenes = [scene.image for scene in held_out_scenes(count)]
     pad = 50256
-    same = matches = total = 0
-    for image in scenes:
-        a = fp32.forward(fp32.preprocess([image]), BEAMS4)[0].tolist()
-        b = int8.forward(int8.preprocess([image]), BEAMS4)[0].tolist()
-        same += a == b
-        hit, length = token_agreement(a, b, pad)
-        matches, total = matches + hit, total + length
-    return Fidelity(f"scene captioner ({model_dir.name})", count, same / count, matches / total)
+    reference = [fp32.forward(fp32.preprocess([image]), BEAMS4)[0].tolist() for image in scenes]
+    results = []
+    for mode, captioner in fast.items():
+        same = matches = total = 0
+        for image, a in zip(scenes, reference, strict=True):
+            b = captioner.forward(captioner.preprocess([image]), BEAMS4)[0].tolist()
+            same += a == b
+            hit, length = token_agreement(a, b, pad)
+            matches, total = matches + hit, total + length
+        results.append(Fidelity(f"scene captioner ({model_dir.name})", mode, count, same / count, matches / total))
+    return results
 
 
 _COLD_SCRIPT = """
@@ -378,17 +465,17 @@ def _timed_child(args: Sequence[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, out
 
 
-def measure_cold_starts(model_dir: Path, artifact: Path, image: Path, runs: int, threads: int) -> list[ColdStart]:
-    """A fresh process, start to first caption: the int8 artifact and the fp32 model, interleaved."""
-    results = {
-        "int8 artifact": ColdStart("int8 artifact", [], [], [], [], []),
-        "fp32 (transformers)": ColdStart("fp32 (transformers)", [], [], [], [], []),
-    }
+def measure_cold_starts(
+    model_dir: Path, artifact: Path, image: Path, runs: int, threads: int, *, onnx_artifact: Path | None = None
+) -> list[ColdStart]:
+    """A fresh process, start to first caption: the int8 artifacts (torch, ONNX) and the fp32 model, interleaved."""
+    candidates: list[tuple[str, Path, str]] = [(COLD_START_LABELS["int8"], artifact, "int8")]
+    if onnx_artifact is not None:
+        candidates.append((COLD_START_LABELS["onnx"], onnx_artifact, "int8"))
+    candidates.append(("fp32 (transformers)", model_dir, "fp32"))
+    results = {label: ColdStart(label, [], [], [], [], []) for label, _, _ in candidates}
     for _ in range(runs):
-        for label, directory, precision in (
-            ("int8 artifact", artifact, "int8"),
-            ("fp32 (transformers)", model_dir, "fp32"),
-        ):
+        for label, directory, precision in candidates:
             wall, rss, out = _timed_child(
                 [sys.executable, "-c", _COLD_SCRIPT, str(directory), precision, str(image), str(threads)]
             )
@@ -402,15 +489,15 @@ def measure_cold_starts(model_dir: Path, artifact: Path, image: Path, runs: int,
     return list(results.values())
 
 
-def measure_imports(runs: int) -> dict[str, list[float]]:
-    """Wall time of ``python -c 'import imgcaption'`` beside a bare interpreter, interleaved."""
-    times: dict[str, list[float]] = {"python -c pass": [], "import imgcaption": [], "import torch": []}
+def measure_imports(runs: int, *, include_onnxruntime: bool = True) -> dict[str, list[float]]:
+    """Wall time of ``python -c 'import imgcaption'`` beside a bare interpreter and the runtimes, interleaved."""
+    codes = ["pass", "import imgcaption", "import torch"]
+    if include_onnxruntime:
+        codes.append("import onnxruntime")
+    labels = {code: "python -c pass" if code == "pass" else code for code in codes}
+    times: dict[str, list[float]] = {label: [] for label in labels.values()}
     for _ in range(runs):
-        for label, code in (
-            ("python -c pass", "pass"),
-            ("import imgcaption", "import imgcaption"),
-            ("import torch", "import torch"),
-        ):
+        for code, label in labels.items():
             wall, _, _ = _timed_child([sys.executable, "-c", code])
             times[label].append(wall)
     return times
