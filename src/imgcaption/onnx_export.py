@@ -2,13 +2,15 @@
 
 Why two graphs, and why these:
 
-* ``encoder.onnx`` — pixels to the cross-attention keys and values of every decoder layer, ``(layers, 2, images,
-  heads, patches, head_dim)``: the ViT and the twelve ``c_attn`` projections run once per image;
+* ``encoder.onnx`` — pixels to the cross-attention keys and values of every decoder layer (``cross_key_0``,
+  ``cross_value_0``, … each ``(images, heads, patches, head_dim)``): the ViT and the twelve ``c_attn`` projections
+  run once per image;
 * ``decoder.onnx`` — one GPT-2 step for every row (images × beams): the new token, its position, the self-attention
   history so far and the cross keys/values in; each row's top-``k`` log-probabilities, their ids and the history with
   this step appended out. The beams of an image read its cross keys/values together, as the query length of one
-  attention, so nothing is copied per beam. Returning the top ``k`` instead of 50,257 logits per row is all a beam
-  search needs (:mod:`imgcaption.numpy_search`).
+  attention, so nothing is copied per beam. Every layer's tensors are separate inputs and outputs: slicing one
+  stacked tensor inside the graph made ONNX Runtime copy all of it on every step (half the step time, measured).
+  Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs (:mod:`imgcaption.numpy_search`).
 
 Both are exported from the fp32 model with torch's TorchScript exporter, quantized by ONNX Runtime's dynamic
 quantization (int8 weights per output channel, activations quantized on the fly, as torch's int8 mode), then
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcaption.errors import ConfigurationError
-from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT
+from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, layer_names
 
 OPSET = 17
 _OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
@@ -64,11 +66,17 @@ def _graphs(model: Any) -> tuple[Any, Any]:
             self.vit = lite.encoder
             self.blocks = transformer.h
 
-        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
             encoded = self.vit(pixel_values).last_hidden_state
-            images, patches, _ = encoded.shape
-            kv = torch.stack([block.crossattention.c_attn(encoded) for block in self.blocks])
-            return kv.view(layers, images, patches, 2, heads, head_dim).permute(0, 3, 1, 4, 2, 5).contiguous()
+            images = encoded.shape[0]
+            outputs = []
+            for block in self.blocks:
+                key, value = block.crossattention.c_attn(encoded).split(width, dim=-1)
+                outputs += [split_heads(key, images), split_heads(value, images)]
+            return tuple(outputs)
+
+    def split_heads(states: torch.Tensor, rows: int) -> torch.Tensor:
+        return states.view(rows, -1, heads, head_dim).transpose(1, 2).contiguous()
 
     class DecoderStep(nn.Module):
         def __init__(self) -> None:
@@ -77,29 +85,30 @@ def _graphs(model: Any) -> tuple[Any, Any]:
             self.lm_head: Any = lite.decoder.lm_head
 
         def forward(
-            self, tokens: torch.Tensor, position: torch.Tensor, past: torch.Tensor, cross: torch.Tensor, k: Any
-        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            rows, images = tokens.shape[0], cross.shape[2]
+            self, tokens: torch.Tensor, position: torch.Tensor, k: Any, *caches: torch.Tensor
+        ) -> tuple[Any, ...]:
+            past, cross = caches[: 2 * layers], caches[2 * layers :]
+            rows, images = tokens.shape[0], cross[0].shape[0]
             beams = rows // images
             hidden = self.transformer.wte(tokens) + self.transformer.wpe(position)
-            presents = []
+            presents: list[torch.Tensor] = []
             for index, block in enumerate(self.transformer.h):
                 query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(width, dim=-1)
-                keys = torch.cat([past[index, 0], key.view(rows, heads, 1, head_dim)], dim=2)
-                values = torch.cat([past[index, 1], value.view(rows, heads, 1, head_dim)], dim=2)
-                presents.append(torch.stack([keys, values]))
+                keys = torch.cat([past[2 * index], key.view(rows, heads, 1, head_dim)], dim=2)
+                values = torch.cat([past[2 * index + 1], value.view(rows, heads, 1, head_dim)], dim=2)
+                presents += [keys, values]
                 weights = torch.softmax((query.view(rows, heads, 1, head_dim) @ keys.transpose(-1, -2)) * scaling, -1)
                 hidden = block.attn.c_proj((weights @ values).reshape(rows, width)) + hidden
                 cross_query = block.crossattention.q_attn(block.ln_cross_attn(hidden))
                 cross_query = cross_query.view(images, beams, heads, head_dim).transpose(1, 2)
-                weights = torch.softmax((cross_query @ cross[index, 0].transpose(-1, -2)) * scaling, -1)
-                attended = (weights @ cross[index, 1]).transpose(1, 2).reshape(rows, width)
+                weights = torch.softmax((cross_query @ cross[2 * index].transpose(-1, -2)) * scaling, -1)
+                attended = (weights @ cross[2 * index + 1]).transpose(1, 2).reshape(rows, width)
                 hidden = hidden + block.crossattention.c_proj(attended)
                 mlp = block.mlp
                 hidden = hidden + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(hidden)), approximate="tanh"))
             log_probs = torch.log_softmax(self.lm_head(self.transformer.ln_f(hidden)), dim=-1)
             scores, ids = torch.topk(log_probs, k)
-            return scores, ids, torch.stack(presents)
+            return (scores, ids, *presents)
 
     return Encoder().eval(), DecoderStep().eval()
 
@@ -112,6 +121,7 @@ def export_graphs(model: Any, directory: Path, image_size: int) -> None:
     config = model.decoder.config
     layers, heads, head_dim = config.n_layer, config.n_head, config.n_embd // config.n_head
     pixels = torch.zeros(2, 3, image_size, image_size)
+    cross_names, past_names, present_names = (layer_names(prefix, layers) for prefix in ("cross", "past", "present"))
     with torch.no_grad(), warnings.catch_warnings():
         # torch 2.13 calls the TorchScript exporter deprecated in favour of the dynamo one, which needs onnxscript
         # and exports this model slower; the TorchScript one is still supported and its graphs are what we test.
@@ -122,32 +132,26 @@ def export_graphs(model: Any, directory: Path, image_size: int) -> None:
             (pixels,),
             str(directory / ENCODER_FILE),
             input_names=["pixel_values"],
-            output_names=["cross"],
-            dynamic_axes={"pixel_values": {0: "images"}, "cross": {2: "images"}},
+            output_names=cross_names,
+            dynamic_axes={"pixel_values": {0: "images"}, **{name: {0: "images"} for name in cross_names}},
             opset_version=OPSET,
             dynamo=False,
         )
         rows = 2 * 2
-        inputs = (
-            torch.zeros(rows, dtype=torch.long),
-            torch.tensor([1]),
-            torch.zeros(layers, 2, rows, heads, 1, head_dim),
-            cross,
-            torch.tensor(4),
-        )
+        past = tuple(torch.zeros(rows, heads, 1, head_dim) for _ in past_names)
         torch.onnx.export(
             step,
-            inputs,
+            (torch.zeros(rows, dtype=torch.long), torch.tensor([1]), torch.tensor(4), *past, *cross),
             str(directory / DECODER_FILE),
-            input_names=["tokens", "position", "past", "cross", "k"],
-            output_names=["scores", "ids", "present"],
+            input_names=["tokens", "position", "k", *past_names, *cross_names],
+            output_names=["scores", "ids", *present_names],
             dynamic_axes={
                 "tokens": {0: "rows"},
-                "past": {2: "rows", 4: "steps"},
-                "cross": {2: "images"},
                 "scores": {0: "rows"},
                 "ids": {0: "rows"},
-                "present": {2: "rows", 4: "steps_and_one"},
+                **{name: {0: "images"} for name in cross_names},
+                **{name: {0: "rows", 2: "steps"} for name in past_names},
+                **{name: {0: "rows", 2: "steps_and_one"} for name in present_names},
             },
             opset_version=OPSET,
             dynamo=False,

@@ -35,32 +35,37 @@ DECODE_CHUNK = 4
 _REBUILD = "Rebuild it with `imgcaption optimize MODEL_DIR OUT_DIR`."
 
 
+def layer_names(prefix: str, layers: int) -> list[str]:
+    """Graph input/output names of per-layer keys and values: ``cross_key_0, cross_value_0, cross_key_1, …``."""
+    return [f"{prefix}_{kind}_{index}" for index in range(layers) for kind in ("key", "value")]
+
+
 class _DecoderSteps:
     """One generation's self-attention history, fed back to the decoder graph step after step."""
 
-    def __init__(self, session: Any, cross: np.ndarray, rows: int, layers: int, heads: int, head_dim: int) -> None:
+    def __init__(self, session: Any, cross: dict[str, np.ndarray], rows: int, shape: tuple[int, int, int]) -> None:
+        layers, heads, head_dim = shape
         self._session = session
         self._cross = cross
-        self._past = np.zeros((layers, 2, rows, heads, 0, head_dim), dtype=np.float32)
+        self._past_names = layer_names("past", layers)
+        self._past = [np.zeros((rows, heads, 0, head_dim), dtype=np.float32) for _ in self._past_names]
         self._position = 0
 
     def step(self, tokens: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids, self._past = self._session.run(
-            None,
-            {
-                "tokens": np.ascontiguousarray(tokens, dtype=np.int64),
-                "position": np.array([self._position], dtype=np.int64),
-                "past": self._past,
-                "cross": self._cross,
-                "k": np.array(k, dtype=np.int64),
-            },
-        )
+        feeds = {
+            "tokens": np.ascontiguousarray(tokens, dtype=np.int64),
+            "position": np.array([self._position], dtype=np.int64),
+            "k": np.array(k, dtype=np.int64),
+            **dict(zip(self._past_names, self._past, strict=True)),
+            **self._cross,
+        }
+        scores, ids, *self._past = self._session.run(None, feeds)
         self._position += 1
         return scores, ids
 
     def reorder(self, rows: np.ndarray) -> None:
         if not np.array_equal(rows, np.arange(rows.shape[0])):
-            self._past = np.take(self._past, rows, axis=2)
+            self._past = [np.take(history, rows, axis=0) for history in self._past]
 
 
 class OnnxCaptioningModel:
@@ -98,12 +103,11 @@ class OnnxCaptioningModel:
 
     def _decode(self, pixels: np.ndarray, options: GenerationOptions) -> np.ndarray:
         images = pixels.shape[0]
-        cross = np.concatenate(
-            [self._encoder.run(["cross"], {"pixel_values": pixels[i : i + 1]})[0] for i in range(images)], axis=2
-        )
-        steps = _DecoderSteps(
-            self._decoder, cross, images * options.num_beams, self._layers, self._heads, self._head_dim
-        )
+        names = layer_names("cross", self._layers)
+        encoded = [self._encoder.run(names, {"pixel_values": pixels[i : i + 1]}) for i in range(images)]
+        cross = {name: np.concatenate([outputs[n] for outputs in encoded]) for n, name in enumerate(names)}
+        shape = (self._layers, self._heads, self._head_dim)
+        steps = _DecoderSteps(self._decoder, cross, images * options.num_beams, shape)
         if options.num_beams == 1:
             return greedy(steps, images, options.total_length, self.search)
         return beam_search(steps, images, options.num_beams, options.total_length, self.search)
@@ -120,6 +124,9 @@ def _session_options(threads: int | None) -> Any:
     # is what a Lambda's memory size has to cover. Measured no slower here (BENCHMARKS.md).
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3  # errors only; ONNX Runtime's warnings are about its own internals
+    # Idle threads sleep instead of spinning: no faster here at 2 threads, and spinning burns the CPU that other
+    # work on the machine (or the image decoding thread) needs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
