@@ -99,16 +99,19 @@ class Captioner:
     ) -> Captioner:
         """Load from a hub id (revision pinned for the default model) or a local directory.
 
-        Arguments left as ``None`` come from :class:`~imgcaption.settings.Settings` (``IMGCAPTION_*``).
+        Arguments left as ``None`` come from :class:`~imgcaption.settings.Settings` (``IMGCAPTION_*``). A precision
+        set nowhere is the model's own: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``.
         """
         from imgcaption.model_loading import load_model
+        from imgcaption.precision import loaded_precision
         from imgcaption.threads import available_cpus
 
         settings = settings or Settings()
         reference = model or settings.model
         if revision is None and reference == settings.model:
             revision = settings.resolved_revision
-        chosen_precision: Precision = precision or settings.precision
+        explicit_setting = "precision" in settings.model_fields_set  # set by IMGCAPTION_PRECISION or by the caller
+        asked: Precision | None = precision or (settings.precision if explicit_setting else None)
         used_threads = threads or settings.threads or available_cpus()
         started = time.perf_counter()
         loaded = load_model(
@@ -117,6 +120,7 @@ class Captioner:
             local_files_only=settings.local_files_only if local_files_only is None else local_files_only,
             threads=used_threads,
         )
+        chosen_precision = asked or loaded_precision(loaded)
         loaded = _apply_precision(loaded, chosen_precision)
         logger.info(
             "loaded %s@%s (%s) in %.2fs with %d threads",

@@ -49,7 +49,7 @@ def test_function_is_a_container_image_with_the_lambda_handler(default: Synth) -
 
 def test_function_sizing_defaults_come_from_the_defaults_module(default: Synth) -> None:
     props = function_props(default)
-    assert props["MemorySize"] == defaults.MEMORY_MB == 2048
+    assert props["MemorySize"] == defaults.MEMORY_MB == 1769
     assert props["Timeout"] == defaults.TIMEOUT_S == 120
     assert props["Architectures"] == ["x86_64"]
     assert "ReservedConcurrentExecutions" not in props
@@ -95,7 +95,7 @@ def test_environment_is_exactly_the_contract_with_the_core_settings(default: Syn
 
 
 def test_threads_follow_the_whole_vcpus_the_memory_buys(custom: Synth) -> None:
-    # 4096 MB buys 2.3 vCPUs (1 per 1,769 MB): two threads; the default 2048 MB buys 1.16: one thread.
+    # 4096 MB buys 2.3 vCPUs (1 per 1,769 MB): two threads; the default 1769 MB buys exactly one: one thread.
     assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_THREADS"] == "2"
 
 
@@ -103,6 +103,7 @@ def test_precision_reaches_both_the_environment_and_the_image_build(custom: Synt
     assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_PRECISION"] == "fp32"
     (image,) = custom.assets_manifest()["dockerImages"].values()
     assert image["source"]["dockerBuildArgs"]["PRECISION"] == "fp32"
+    assert image["source"]["dockerBuildTarget"] == "runtime-fp32"  # exact mode needs torch: not the slim stage
     assert image["source"]["platform"] == "linux/arm64"
 
 

@@ -21,7 +21,7 @@ def settings_from(context: dict[str, Any]) -> StackSettings:
 def test_committed_cdk_json_is_valid_and_uses_the_documented_defaults() -> None:
     settings = settings_from(cdk_json_context())
     assert settings == StackSettings()
-    assert (settings.memory_mb, settings.timeout_s, settings.batch_size) == (2048, 120, 10)
+    assert (settings.memory_mb, settings.timeout_s, settings.batch_size) == (1769, 120, 10)
     assert (settings.architecture, settings.precision, settings.max_receive_count) == ("x86_64", "int8", 5)
     assert settings.reserved_concurrency is None
     assert settings.provisioned_concurrency == 0

@@ -168,3 +168,19 @@ def test_a_batch_larger_than_a_decode_chunk_keeps_every_row(onnx_dir: Path) -> N
     many = captioner.forward(captioner.preprocess([image] * (DECODE_CHUNK + 2)), GenerationOptions())
     assert many.shape == (DECODE_CHUNK + 2, one.shape[1])
     assert all(np.array_equal(row, one[0]) for row in many)
+
+
+def test_an_artifact_loads_in_its_own_precision_when_none_is_asked_for(onnx_dir: Path, tiny_model_dir: Path) -> None:
+    assert Captioner.from_pretrained(str(onnx_dir), threads=1).precision == "int8"
+    assert Captioner.from_pretrained(str(tiny_model_dir), threads=1).precision == "fp32"
+
+
+def test_the_cli_captions_with_an_onnx_artifact(onnx_dir: Path, tmp_path: Path) -> None:
+    from imgcaption_cli.main import cli
+
+    photo = tmp_path / "photo.png"
+    photos(1)[0].save(photo)
+    result = CliRunner().invoke(cli, ["caption", str(photo), "--model", str(onnx_dir), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (record["status"], record["precision"], record["source"]) == ("ok", "int8", str(photo))

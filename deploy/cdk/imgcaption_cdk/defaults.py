@@ -19,13 +19,13 @@ PRECISION: Final[Precision] = "int8"  # benchmark: the fast mode; fp32 is the ex
 MODEL_DIR_IN_IMAGE: Final = "/opt/model"  # where the Dockerfile stores the snapshot
 
 # --- function sizing (benchmark) -----------------------------------------------------------------------------
-# BENCHMARKS.md (int8, full-size model): 0.69 CPU-s per image at batch 16, peak RSS 868 MB. 2048 MB buys 1.16 vCPU,
-# which one thread uses fully, with 1.5x headroom over the peak; bigger sizes add a second thread whose speed-up is
-# smaller than the GB-seconds it costs ($31-57 vs $23 per million images).
-MEMORY_MB: Final = 2048
+# BENCHMARKS.md (int8 ONNX Runtime, full-size model): 0.51 CPU-s per image at batch 8, peak RSS 543 MB, cold start
+# ~2 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($14.7 per million images); 2,048 MB buys 0.16 vCPU
+# that one thread cannot use ($17.0), and two threads at 4,096 MB finish sooner but cost more ($20.2).
+MEMORY_MB: Final = 1769
 MB_PER_VCPU: Final = 1769  # Lambda allocates CPU in proportion to memory: 1 vCPU per 1,769 MB
-TIMEOUT_S: Final = 120  # a cold start (~6 s measured) plus a full batch at ~1-2 s per image, with wide headroom
-ARCHITECTURE: Final[Architecture] = "x86_64"  # arm64 is 20% cheaper per GB-s, but its int8 speed is unmeasured
+TIMEOUT_S: Final = 120  # a cold start (~2 s measured) plus a batch of 10 at ~0.5-1 s per image, with wide headroom
+ARCHITECTURE: Final[Architecture] = "x86_64"  # arm64 is 20% cheaper per GB-s ($11.7 if as fast), but unmeasured
 RESERVED_CONCURRENCY: Final[int | None] = None  # None: share the account pool
 PROVISIONED_CONCURRENCY: Final = 0  # 0: off (no idle cost); >0 keeps warm containers on the "live" alias
 

@@ -27,7 +27,7 @@ SERVICE_NAME: Final = "imgcaption"
 
 
 def threads_for_memory(memory_mb: int) -> int:
-    """Torch threads worth running: one per whole vCPU the memory size buys (a second, partial one only slows)."""
+    """Inference threads worth running: one per whole vCPU the memory size buys (a second, partial one only slows)."""
     return max(1, memory_mb // defaults.MB_PER_VCPU)
 
 

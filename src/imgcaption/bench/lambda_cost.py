@@ -21,7 +21,8 @@ MAX_VCPUS = 6
 PRICE_PER_GB_SECOND: dict[Architecture, float] = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 """us-east-1 on-demand, first pricing tier (https://aws.amazon.com/lambda/pricing/)."""
 PRICE_PER_REQUEST = 0.20 / 1_000_000
-MEMORY_SIZES_MB: tuple[int, ...] = (2048, 3008, 4096, 5120, 6144, 8192, 10240)
+MEMORY_SIZES_MB: tuple[int, ...] = (1024, 1536, 1769, 2048, 3008, 4096, 5120, 6144, 8192, 10240)
+"""2–10 GB as the issue asks, and below: 1,769 MB is exactly one vCPU, all a one-thread worker can use."""
 CONCURRENCIES: tuple[int, ...] = (1, 2, 5, 10, 25, 50)
 
 

@@ -107,6 +107,8 @@ class ColdStart:
     load_seconds: list[float]
     first_caption_seconds: list[float]
     peak_rss_mb: list[float]
+    to_first_caption_seconds: list[float] = field(default_factory=list)
+    """From spawning the process to its first caption (``wall_seconds`` also counts the interpreter's exit)."""
 
 
 @dataclass
@@ -341,7 +343,13 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
 
     say("cold start")
     cold = measure_cold_starts(
-        config.model_dir, artifact, paths[0], config.cold_start_runs, min(config.threads), onnx_artifact=onnx_artifact
+        config.model_dir,
+        artifact,
+        paths[0],
+        config.cold_start_runs,
+        min(config.threads),
+        onnx_artifact=onnx_artifact,
+        more_threads=max(config.threads),
     )
     imports = measure_imports(config.cold_start_runs, include_onnxruntime=onnx_artifact is not None)
 
@@ -439,19 +447,20 @@ captioner = Captioner.from_pretrained(sys.argv[1], precision=sys.argv[2], thread
 loaded = time.perf_counter()
 captioner.caption(sys.argv[3])
 done = time.perf_counter()
+done_at = time.time()
 status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]  # this process's own peak, in kB
-timings = {"import": imported - started, "load": loaded - imported, "caption": done - loaded}
+timings = {"import": imported - started, "load": loaded - imported, "caption": done - loaded, "done_at": done_at}
 print(json.dumps({**timings, "peak_rss_mb": int(status) / 1024}))
 """
 
 
-def _timed_child(args: Sequence[str]) -> tuple[float, float, str]:
-    """(wall seconds from spawn to exit, peak RSS MB, stdout) of a child process.
+def _timed_child(args: Sequence[str]) -> tuple[float, float, str, float]:
+    """(wall seconds from spawn to exit, peak RSS MB, stdout, epoch time of the spawn) of a child process.
 
     The rusage peak of a child is inflated by its parent's (Linux carries the pre-exec high-water mark over), so
     scripts that can print their own ``VmHWM`` should; :func:`measure_cold_starts` does.
     """
-    started = time.perf_counter()
+    spawned_at, started = time.time(), time.perf_counter()
     # our own interpreter running our own script: no untrusted input
     process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # noqa: S603
     assert process.stdout is not None
@@ -462,26 +471,39 @@ def _timed_child(args: Sequence[str]) -> tuple[float, float, str]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{args} exited with {process.returncode}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_maxrss / 1024, out, spawned_at
 
 
 def measure_cold_starts(
-    model_dir: Path, artifact: Path, image: Path, runs: int, threads: int, *, onnx_artifact: Path | None = None
+    model_dir: Path,
+    artifact: Path,
+    image: Path,
+    runs: int,
+    threads: int,
+    *,
+    onnx_artifact: Path | None = None,
+    more_threads: int = 0,
 ) -> list[ColdStart]:
     """A fresh process, start to first caption: the int8 artifacts (torch, ONNX) and the fp32 model, interleaved."""
     candidates: list[tuple[str, Path, str]] = [(COLD_START_LABELS["int8"], artifact, "int8")]
     if onnx_artifact is not None:
         candidates.append((COLD_START_LABELS["onnx"], onnx_artifact, "int8"))
     candidates.append(("fp32 (transformers)", model_dir, "fp32"))
+    counts = {label: threads for label, _, _ in candidates}
+    if onnx_artifact is not None and more_threads > threads:
+        label = f"{COLD_START_LABELS['onnx']}, {more_threads} threads"
+        candidates.append((label, onnx_artifact, "int8"))
+        counts[label] = more_threads
     results = {label: ColdStart(label, [], [], [], [], []) for label, _, _ in candidates}
     for _ in range(runs):
         for label, directory, precision in candidates:
-            wall, rss, out = _timed_child(
-                [sys.executable, "-c", _COLD_SCRIPT, str(directory), precision, str(image), str(threads)]
+            wall, rss, out, spawned_at = _timed_child(
+                [sys.executable, "-c", _COLD_SCRIPT, str(directory), precision, str(image), str(counts[label])]
             )
             inner = json.loads(out.strip().splitlines()[-1])
             entry = results[label]
             entry.wall_seconds.append(wall)
+            entry.to_first_caption_seconds.append(inner["done_at"] - spawned_at)
             entry.peak_rss_mb.append(float(inner.get("peak_rss_mb", rss)))
             entry.import_seconds.append(inner["import"])
             entry.load_seconds.append(inner["load"])
@@ -498,6 +520,6 @@ def measure_imports(runs: int, *, include_onnxruntime: bool = True) -> dict[str,
     times: dict[str, list[float]] = {label: [] for label in labels.values()}
     for _ in range(runs):
         for code, label in labels.items():
-            wall, _, _ = _timed_child([sys.executable, "-c", code])
+            wall, _, _, _ = _timed_child([sys.executable, "-c", code])
             times[label].append(wall)
     return times
