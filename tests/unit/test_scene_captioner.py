@@ -182,8 +182,13 @@ def test_committed_model_is_small_and_fp16_on_disk() -> None:
     with safe_open(str(directory / "model.safetensors"), framework="pt") as weights:
         dtypes = {str(weights.get_slice(name).get_dtype()) for name in weights.keys()}  # noqa: SIM118
     assert dtypes == {"F16"}
-    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "generation_config.json",
-                 "README.md"):
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "generation_config.json",
+        "README.md",
+    ):
         assert (directory / name).is_file(), name
 
 

@@ -160,10 +160,7 @@ _FILES: list[tuple[str, str, str, Callable[[], bytes]]] = [
     ("png-named.jpg", "ok", "a PNG with a .jpg name", lambda: _encode(_photo(), "PNG")),
     ("webp-named.jpeg", "ok", "a WebP with a .jpeg name", lambda: _encode(_photo(), "WEBP")),
     ("trailing-garbage.jpg", "ok", "a JPEG followed by junk", lambda: _encode(_photo(), "JPEG") + b"\0junk" * 100),
-    *[
-        (f"orientation-{o}.jpg", "ok", f"EXIF orientation {o}", (lambda o=o: _with_orientation(o)))
-        for o in range(1, 9)
-    ],
+    *[(f"orientation-{o}.jpg", "ok", f"EXIF orientation {o}", (lambda o=o: _with_orientation(o))) for o in range(1, 9)],
 ]
 
 
