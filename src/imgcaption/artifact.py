@@ -18,7 +18,6 @@ Quantization is per output channel, symmetric, int8 weights with dynamically qua
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,8 +38,6 @@ if TYPE_CHECKING:
 ARTIFACT_FORMAT = "imgcaption-int8/1"
 """Value of ``format`` in the provenance file of a directory made by :func:`save_artifact`."""
 WEIGHTS_FILE = "model-int8.safetensors"
-_COPIED_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json")
-_OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 _LM_HEAD = "decoder.lm_head"
 
 
@@ -332,41 +329,24 @@ def save_artifact(source: str | Path, target: str | Path, *, revision: str | Non
     """Quantize the fp32 model at ``source`` (a directory or hub id) into a loadable int8 directory at ``target``."""
     from safetensors.torch import save_file
 
-    from imgcaption.decoding import fast_path_unsupported
-    from imgcaption.generation import GenerationOptions
-    from imgcaption.model_loading import PROVENANCE_FILE, load_model
+    from imgcaption.artifact_layout import load_fp32_for_export, write_artifact_files
 
-    loaded = load_model(str(source), revision)
-    if loaded.provenance.get("format") == ARTIFACT_FORMAT:
-        raise ConfigurationError(f"{source} is already an int8 artifact")
-    reason = fast_path_unsupported(loaded.model, GenerationOptions())
-    if reason:
-        raise ConfigurationError(f"cannot build an int8 artifact for this model: {reason}")
+    loaded = load_fp32_for_export(source, revision, "torch")
     out = Path(target)
     out.mkdir(parents=True, exist_ok=True)
-    config = loaded.model.config.to_dict()
-    generation_config = loaded.model.generation_config.to_dict()
     with torch.inference_mode():
         tensors = int8_tensors(loaded.model)
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT})
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
-    (out / "generation_config.json").write_text(json.dumps(generation_config, indent=2, default=str))
-    loaded.processor.save_pretrained(str(out))
-    loaded.tokenizer.save_pretrained(str(out))
-    provenance = {
-        **loaded.provenance,
-        "model_id": loaded.model_id,
-        "revision": loaded.revision,
-        "precision": "int8",
-        "format": ARTIFACT_FORMAT,
-        "weights": WEIGHTS_FILE,
-        "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations",
-    }
-    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-    source_dir = Path(str(source)).expanduser()
-    for name in _OPTIONAL_FILES:
-        if source_dir.is_dir() and (source_dir / name).is_file() and not (out / name).exists():
-            shutil.copyfile(source_dir / name, out / name)
+    write_artifact_files(
+        loaded,
+        source,
+        out,
+        {
+            "format": ARTIFACT_FORMAT,
+            "weights": WEIGHTS_FILE,
+            "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations",
+        },
+    )
     return out
 
 

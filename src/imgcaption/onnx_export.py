@@ -20,9 +20,7 @@ optimized once for ONNX Runtime and saved, so that loading does not redo it. Exp
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -32,7 +30,6 @@ from imgcaption.errors import ConfigurationError
 from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, layer_names
 
 OPSET = 17
-_OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
 def _graphs(model: Any) -> tuple[Any, Any]:
@@ -195,45 +192,28 @@ def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
 
 def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str | None = None) -> Path:
     """Export the fp32 model at ``source`` (directory or hub id) to an int8 ONNX directory at ``target``."""
-    from imgcaption.decoding import fast_path_unsupported
-    from imgcaption.generation import GenerationOptions
-    from imgcaption.model_loading import PROVENANCE_FILE, load_model
+    from imgcaption.artifact_layout import load_fp32_for_export, write_artifact_files
 
     try:
         import onnx  # noqa: F401  (quantize_dynamic needs it; fail early with the fix)
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(f"the ONNX backend needs `pip install 'imgcaption[onnx]'` ({exc})") from exc
-    loaded = load_model(str(source), revision)
-    if loaded.provenance.get("format"):
-        raise ConfigurationError(f"{source} is already an optimized artifact; export from the fp32 model directory")
-    reason = fast_path_unsupported(loaded.model, GenerationOptions())
-    if reason:
-        raise ConfigurationError(f"cannot export this model to the ONNX backend: {reason}")
+    loaded = load_fp32_for_export(source, revision, "ONNX Runtime")
     out = Path(target)
     out.mkdir(parents=True, exist_ok=True)
-    config = loaded.model.config.to_dict()
-    generation_config = loaded.model.generation_config.to_dict()
-    image_size = int(config["encoder"]["image_size"])
+    image_size = int(loaded.model.config.encoder.image_size)
     with tempfile.TemporaryDirectory(prefix="imgcaption-onnx-") as scratch:
         export_graphs(loaded.model, Path(scratch), image_size)
         quantize_graphs(Path(scratch), out)
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
-    (out / "generation_config.json").write_text(json.dumps(generation_config, indent=2, default=str))
-    loaded.processor.save_pretrained(str(out))
-    loaded.tokenizer.save_pretrained(str(out))
-    provenance = {
-        **loaded.provenance,
-        "model_id": loaded.model_id,
-        "revision": loaded.revision,
-        "precision": "int8",
-        "format": ONNX_FORMAT,
-        "backend": "onnxruntime",
-        "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations (ONNX Runtime)",
-    }
-    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-    source_dir = Path(str(source)).expanduser()
-    for name in _OPTIONAL_FILES:
-        if source_dir.is_dir() and (source_dir / name).is_file() and not (out / name).exists():
-            shutil.copyfile(source_dir / name, out / name)
+    write_artifact_files(
+        loaded,
+        source,
+        out,
+        {
+            "format": ONNX_FORMAT,
+            "backend": "onnxruntime",
+            "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations (ONNX Runtime)",
+        },
+    )
     return out

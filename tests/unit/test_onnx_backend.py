@@ -184,3 +184,12 @@ def test_the_cli_captions_with_an_onnx_artifact(onnx_dir: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert (record["status"], record["precision"], record["source"]) == ("ok", "int8", str(photo))
+
+
+def test_optimize_refuses_an_artifact_as_its_input(onnx_dir: Path, tmp_path: Path) -> None:
+    from imgcaption_cli.bench_commands import optimize
+
+    result = CliRunner().invoke(optimize, [str(onnx_dir), str(tmp_path / "again")])
+    assert result.exit_code != 0
+    assert "already an int8 artifact" in result.output
+    assert not (tmp_path / "again").exists()
