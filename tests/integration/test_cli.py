@@ -356,13 +356,15 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_says_how_to_finish(
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Captioner, "caption_decoded", interrupted_during_first_batch)
+    # whatever SIGINT did before (Python's default, or ignored when the tests run as a background job)
+    handler_before = signal.getsignal(signal.SIGINT)
     result = imgcaption("caption", photos, "--batch-size", "2", "--format", "jsonl")
     assert result.exit_code == 130
     assert len(jsonl(result.stdout)) == 2  # the batch in flight was finished and recorded
     assert len(records(db)) == 2
     assert "stopping after the current batch" in result.stderr
     assert "3 images not captioned; run the same command with --skip-existing" in result.stderr
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler restored
 
 
 def test_on_a_terminal_the_progress_bar_goes_to_stderr_and_results_stay_clean(
