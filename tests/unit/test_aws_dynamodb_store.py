@@ -218,3 +218,26 @@ def test_every_kind_of_write_is_a_valid_request(
 ) -> None:
     store.record([Outcome(ref(sequencer), result)])
     assert store.report.written == 1
+
+
+EVENTS_IN_HAND = [
+    ref("0A", event_time="2024-05-01T10:00:00Z"),
+    ref("0B", event_time="2024-05-01T09:00:00Z"),  # newer by sequencer, older by clock
+    ref("0062E99A88DC4075", event_time="2024-05-01T10:00:00Z"),
+    ref(None, event_time="2024-05-01T10:00:01Z"),  # no sequencer (moto, backfill): ordered by time
+    ref(None, event_time="2024-05-01T09:59:59Z"),
+    ref(None, event_time="2024-05-01T10:00:00Z"),
+]
+
+
+@pytest.mark.parametrize("current", EVENTS_IN_HAND)
+@pytest.mark.parametrize("candidate", EVENTS_IN_HAND)
+def test_the_in_batch_rule_is_the_write_condition(
+    store: DynamoDBStore, current: S3ObjectRef, candidate: S3ObjectRef
+) -> None:
+    """What the Lambda keeps of two events in one batch is what the table keeps when they come in two batches."""
+    from imgcaption.aws.store import supersedes
+
+    store.record([Outcome(current, caption("current"))])
+    store.record([Outcome(candidate, caption("candidate"))])
+    assert (text_of(store) == "candidate") == supersedes(candidate, current)

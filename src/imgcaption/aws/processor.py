@@ -259,19 +259,16 @@ class EventProcessor:
 
 
 def _newest_per_object(refs: Sequence[S3ObjectRef]) -> list[S3ObjectRef]:
-    """One ref per object, the newest event wins: duplicates and superseded events in one batch cost nothing."""
+    """One ref per object, the newest event wins (by the store's own rule): duplicates and superseded events in one
+    batch cost nothing, and the one kept is the one the store would keep had they come in separate batches."""
+    from imgcaption.aws.store import supersedes
+
     newest: dict[str, S3ObjectRef] = {}
     for ref in refs:
         current = newest.get(ref.uri)
-        if current is None or _order(ref) > _order(current):
+        if current is None or supersedes(ref, current):
             newest[ref.uri] = ref
     return list(newest.values())
-
-
-def _order(ref: S3ObjectRef) -> tuple[str, str]:
-    from imgcaption.aws.store import sequencer_key
-
-    return (sequencer_key(ref.sequencer) if ref.sequencer else "", ref.event_time or "")
 
 
 def _task_result(ref: S3ObjectRef | EventParseError, report: RunReport) -> tuple[str, str]:

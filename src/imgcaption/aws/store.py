@@ -52,6 +52,21 @@ def sequencer_key(sequencer: str) -> str:
     return sequencer.strip().upper().ljust(SEQUENCER_WIDTH, "0")
 
 
+def supersedes(candidate: S3ObjectRef, current: S3ObjectRef) -> bool:
+    """Whether ``candidate`` is a newer event about the object than ``current``: :func:`write_condition`'s rule.
+
+    By sequencer when both have one, otherwise by event time. An event without a time is recorded with the time the
+    object was read, so it counts as newer than any event in hand that has one.
+    """
+    if candidate.sequencer and current.sequencer:
+        return sequencer_key(candidate.sequencer) > sequencer_key(current.sequencer)
+    return _time_or_now(candidate) > _time_or_now(current)
+
+
+def _time_or_now(ref: S3ObjectRef) -> str:
+    return ref.event_time or "~"  # "~" sorts after every ISO-8601 time
+
+
 @dataclass
 class WriteReport:
     """What the conditional writes did; ``superseded`` are outcomes a newer (or equal) record already covered."""
