@@ -28,10 +28,21 @@ def load_fp32_for_export(source: str | Path, revision: str | None, backend: str)
     loaded = load_model(str(source), revision)
     if loaded.provenance.get("format"):
         raise ConfigurationError(f"{source} is already an int8 artifact; optimize the fp32 model directory instead")
-    reason = fast_path_unsupported(loaded.model, GenerationOptions())
+    reason = fast_path_unsupported(loaded.model, GenerationOptions()) or _unsupported_layers(loaded.model.config)
     if reason:
         raise ConfigurationError(f"cannot build an int8 {backend} artifact for this model: {reason}")
     return loaded
+
+
+def _unsupported_layers(config: Any) -> str | None:
+    """The int8 runtimes hard-code vit-gpt2's activations and attention scaling: refuse a model that differs."""
+    if getattr(config.encoder, "hidden_act", None) != "gelu":
+        return f"the encoder's activation is {config.encoder.hidden_act!r}, not 'gelu'"
+    if getattr(config.decoder, "activation_function", None) != "gelu_new":
+        return f"the decoder's activation is {config.decoder.activation_function!r}, not 'gelu_new'"
+    if not getattr(config.decoder, "scale_attn_weights", True):
+        return "the decoder does not scale attention weights by 1/sqrt(head size)"
+    return None
 
 
 def write_artifact_files(loaded: LoadedModel, source: str | Path, out: Path, provenance: Mapping[str, Any]) -> None:

@@ -65,7 +65,7 @@ class Captioner:
         loaded: LoadedModel,
         *,
         generation: GenerationOptions | None = None,
-        precision: Precision = "fp32",
+        precision: Precision | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         threads: int | None = None,
@@ -75,6 +75,10 @@ class Captioner:
         self._tokenizer = loaded.tokenizer
         self.model_id = loaded.model_id
         self.revision = loaded.revision
+        if precision is None:  # the model's own: int8 for an `imgcaption optimize` artifact, else fp32
+            from imgcaption.precision import loaded_precision
+
+            precision = loaded_precision(loaded)
         self.precision: Precision = precision
         self.generation = generation or GenerationOptions()
         self.max_bytes = max_bytes

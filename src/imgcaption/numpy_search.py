@@ -60,7 +60,11 @@ class SearchSettings:
 
 
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values of each row, largest first (ties: lower index first)."""
+    """Indices of the ``k`` largest values of each row, largest first.
+
+    Exact ties go to the lower index. ``torch.topk`` leaves their order unspecified (on a CPU it is not by index), so
+    on exactly tied scores a beam can differ from transformers'; with real logits exact ties are rare.
+    """
     return np.argsort(-values, axis=1, kind="stable")[:, :k]
 
 

@@ -13,9 +13,10 @@ Why two graphs, and why these:
   Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs (:mod:`imgcaption.numpy_search`).
 
 Both are exported from the fp32 model with torch's TorchScript exporter, quantized by ONNX Runtime's dynamic
-quantization (int8 weights per output channel, activations quantized on the fly, as torch's int8 mode), then
-optimized once for ONNX Runtime and saved, so that loading does not redo it. Exporting needs torch, transformers,
-``onnx`` and ``onnxruntime`` (``pip install 'imgcaption[onnx]'``); running needs only ``onnxruntime`` and numpy.
+quantization (MatMul weights int8 per output channel, activations quantized on the fly, as torch's int8 mode;
+see :func:`quantize_graphs`), then given ONNX Runtime's portable fusions once and saved, so that loading only adds
+the machine-specific ones. Exporting needs torch, transformers, ``onnx`` and ``onnxruntime``
+(``pip install 'imgcaption[onnx]'``); running needs only ``onnxruntime`` and numpy.
 """
 
 from __future__ import annotations
@@ -162,8 +163,22 @@ class _DropPreprocessingAdvice(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
+def _position_embedding_lookups(path: Path) -> list[str]:
+    """Names of the Gather nodes reading the position embeddings: they stay fp32 (1,024 rows), as in torch's int8."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    tables = {initializer.name for initializer in graph.initializer if initializer.name.endswith("wpe.weight")}
+    return [node.name for node in graph.node if node.op_type == "Gather" and node.input[0] in tables]
+
+
 def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
-    """int8 weights per output channel for every MatMul and embedding, then ONNX Runtime's graph fusions, saved."""
+    """int8 weights for every MatMul and the token embeddings, then ONNX Runtime's portable graph fusions, saved.
+
+    MatMul weights are int8 per output channel (symmetric), their activations quantized on the fly; the token
+    embedding table becomes 8-bit per tensor (ONNX Runtime quantizes lookups that way), a second copy of the tied LM
+    head's weights (38.6 MB in vit-gpt2); position embeddings stay fp32.
+    """
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -179,6 +194,7 @@ def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
                 per_channel=True,
                 reduce_range=True,  # AVX2's u8×s8 multiply-add saturates otherwise; torch's int8 does the same
                 op_types_to_quantize=["MatMul", "Gather"],
+                nodes_to_exclude=_position_embedding_lookups(fp32_dir / name),
             )
         finally:
             logging.getLogger().removeFilter(advice)
@@ -198,7 +214,10 @@ def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str 
         import onnx  # noqa: F401  (quantize_dynamic needs it; fail early with the fix)
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        raise ConfigurationError(f"the ONNX backend needs `pip install 'imgcaption[onnx]'` ({exc})") from exc
+        raise ConfigurationError(
+            f"the ONNX backend needs `pip install 'imgcaption[onnx]'` ({exc}); "
+            "or build a torch int8 artifact with `imgcaption optimize --backend torch`"
+        ) from exc
     loaded = load_fp32_for_export(source, revision, "ONNX Runtime")
     out = Path(target)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +232,10 @@ def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str 
         {
             "format": ONNX_FORMAT,
             "backend": "onnxruntime",
-            "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations (ONNX Runtime)",
+            "quantization": (
+                "ONNX Runtime dynamic: MatMul weights int8 per output channel (symmetric) with activations quantized "
+                "on the fly; token embeddings 8-bit per tensor; position embeddings fp32"
+            ),
         },
     )
     return out

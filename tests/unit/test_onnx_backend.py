@@ -193,3 +193,35 @@ def test_optimize_refuses_an_artifact_as_its_input(onnx_dir: Path, tmp_path: Pat
     assert result.exit_code != 0
     assert "already an int8 artifact" in result.output
     assert not (tmp_path / "again").exists()
+
+
+def test_a_captioner_built_from_a_loaded_artifact_reports_its_precision(onnx_dir: Path) -> None:
+    assert Captioner(load_model(str(onnx_dir), threads=1)).precision == "int8"
+
+
+def test_what_is_quantized_is_what_the_provenance_says(onnx_dir: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(onnx_dir / DECODER_FILE)).graph
+    tables = {init.name: init.data_type for init in graph.initializer}
+    positions = [name for name in tables if name.endswith("wpe.weight")]
+    assert positions and all(tables[name] == onnx.TensorProto.FLOAT for name in positions)
+    assert any(node.op_type == "DynamicQuantizeMatMul" for node in graph.node)
+    assert "position embeddings fp32" in read_provenance(onnx_dir)["quantization"]
+
+
+def test_a_model_whose_layers_the_int8_runtimes_do_not_implement_is_refused(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from imgcaption.onnx_export import save_onnx_artifact
+
+    variant = tmp_path / "relu-gpt2"
+    shutil.copytree(tiny_model_dir, variant)
+    config = json.loads((variant / "config.json").read_text())
+    config["decoder"]["activation_function"] = "relu"
+    (variant / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigurationError, match="'relu', not 'gelu_new'"):
+        save_onnx_artifact(variant, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -260,7 +260,8 @@ class EventProcessor:
 
 def _newest_per_object(refs: Sequence[S3ObjectRef]) -> list[S3ObjectRef]:
     """One ref per object, the newest event wins (by the store's own rule): duplicates and superseded events in one
-    batch cost nothing, and the one kept is the one the store would keep had they come in separate batches."""
+    batch cost nothing, and the one kept is the one the store would keep had they come in separate batches (two
+    events with neither sequencer nor time, as S3 Batch Operations sends, are equal here: the first is kept)."""
     from imgcaption.aws.store import supersedes
 
     newest: dict[str, S3ObjectRef] = {}

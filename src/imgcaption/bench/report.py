@@ -110,7 +110,8 @@ def render(result: BenchResult) -> str:
         "",
         f"Exact mode (fp32) tokens identical to the baseline on every image: **{result.exact_tokens_identical}**.",
         "",
-        "## Throughput, beams 4 — images/s and speed-up over the baseline's batch-1 rate at the same threads",
+        "## Throughput, beams 4 — images/s and speed-up over the baseline's batch-1 rate at the same threads "
+        "(medians over the repeats)",
         "",
         "| threads | batch | mode | speed-up | images/s | CPU s/image |",
         "|---|---|---|---|---|---|",

@@ -16,6 +16,7 @@ process.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -277,9 +278,10 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         artifact = artifact or Path(tempfile.mkdtemp(prefix="imgcaption-int8-"))
         say(f"building the int8 artifact in {artifact}")
         save_artifact(config.model_dir, artifact)
-    onnx_artifact = _onnx_artifact(config) if _onnxruntime_version() is not None else None
+    can_export = _onnxruntime_version() is not None and importlib.util.find_spec("onnx") is not None
+    onnx_artifact = _onnx_artifact(config) if can_export else None
     if onnx_artifact is None:
-        say("onnxruntime is not installed: skipping the onnx (int8 ONNX Runtime) mode")
+        say("onnxruntime or onnx is not installed: skipping the onnx (int8 ONNX Runtime) mode")
     loaded = load_model(str(config.model_dir))
     fp32 = Captioner(loaded)
     int8 = Captioner.from_pretrained(str(artifact), precision="int8", threads=max(config.threads))
@@ -331,15 +333,22 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
             started = time.perf_counter()
             runners.run("baseline", BEAMS4, images[:1])
             base_rate = 1 / (time.perf_counter() - started)
-        for batch_size in config.batch_sizes:
-            batch = [images[i % len(images)] for i in range(batch_size)]
-            for mode in ("fp32", *runners.fast_modes):
-                say(f"throughput {mode} batch {batch_size} threads={threads}")
-                cpu_before, started = _cpu_seconds(), time.perf_counter()
-                runners.run(mode, BEAMS4, batch)
-                rate = batch_size / (time.perf_counter() - started)
-                cpu = (_cpu_seconds() - cpu_before) / batch_size
-                throughput.append(Throughput(mode, threads, batch_size, rate, rate / base_rate, cpu))
+        # every (mode, batch) once per repeat, interleaved; medians, so one lucky or unlucky pass does not decide
+        samples: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        for repeat in range(max(1, config.repeats)):
+            for batch_size in config.batch_sizes:
+                batch = [images[i % len(images)] for i in range(batch_size)]
+                for mode in ("fp32", *runners.fast_modes):
+                    say(f"throughput {mode} batch {batch_size} threads={threads} repeat {repeat + 1}")
+                    cpu_before, started = _cpu_seconds(), time.perf_counter()
+                    runners.run(mode, BEAMS4, batch)
+                    rate = batch_size / (time.perf_counter() - started)
+                    cpu = (_cpu_seconds() - cpu_before) / batch_size
+                    samples.setdefault((mode, batch_size), []).append((rate, cpu))
+        for (mode, batch_size), measured in samples.items():
+            rate = statistics.median(r for r, _ in measured)
+            cpu = statistics.median(c for _, c in measured)
+            throughput.append(Throughput(mode, threads, batch_size, rate, rate / base_rate, cpu))
 
     say("cold start")
     cold = measure_cold_starts(
