@@ -19,9 +19,9 @@ PRECISION: Final[Precision] = "int8"  # benchmark: the fast mode; fp32 is the ex
 MODEL_DIR_IN_IMAGE: Final = "/opt/model"  # where the Dockerfile stores the snapshot
 
 # --- function sizing (benchmark) -----------------------------------------------------------------------------
-# BENCHMARKS.md (int8 ONNX Runtime, full-size model): 0.51 CPU-s per image at batch 8, peak RSS 543 MB, cold start
-# ~2 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($14.7 per million images); 2,048 MB buys 0.16 vCPU
-# that one thread cannot use ($17.0), and two threads at 4,096 MB finish sooner but cost more ($20.2).
+# BENCHMARKS.md (int8 ONNX Runtime, full-size model): 0.50 CPU-s per image at batches of 4-16, peak RSS 519-561 MB,
+# cold start ~2 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($14.4 per million images); 2,048 MB buys
+# 0.16 vCPU that one thread cannot use ($16.7), and two threads at 4,096 MB finish sooner but cost more (~$24).
 MEMORY_MB: Final = 1769
 MB_PER_VCPU: Final = 1769  # Lambda allocates CPU in proportion to memory: 1 vCPU per 1,769 MB
 TIMEOUT_S: Final = 120  # a cold start (~2 s measured) plus a batch of 10 at ~0.5-1 s per image, with wide headroom
