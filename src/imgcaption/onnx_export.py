@@ -194,7 +194,8 @@ def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
                 per_channel=True,
                 reduce_range=True,  # AVX2's u8×s8 multiply-add saturates otherwise; torch's int8 does the same
                 op_types_to_quantize=["MatMul", "Gather"],
-                nodes_to_exclude=_position_embedding_lookups(fp32_dir / name),
+                # only GPT-2 has position-embedding lookups: the 400 MB encoder graph need not be read for them
+                nodes_to_exclude=_position_embedding_lookups(fp32_dir / name) if name == DECODER_FILE else [],
             )
         finally:
             logging.getLogger().removeFilter(advice)
