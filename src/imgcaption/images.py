@@ -27,6 +27,7 @@ from imgcaption.errors import (
     SourceError,
     UnsupportedImageError,
 )
+from imgcaption.png_checks import first_critical_chunk_with_bad_crc
 from imgcaption.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 logger = logging.getLogger(__name__)
@@ -144,11 +145,17 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
         opened = Image.open(io.BytesIO(data))
         frame_format = opened.format
         _check_pixels(opened.size, source, max_pixels)
-        width, height = _oriented_size(opened)
+        if frame_format == "PNG" and (chunk := first_critical_chunk_with_bad_crc(data)) is not None:
+            raise ImageDecodeError(f"corrupt PNG: the {chunk} chunk fails its CRC check", source=source)
+        stored_size = opened.size
         if frame_format == "JPEG":
             opened.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
+        # Decode before reading EXIF: on a PNG, getexif() decodes the pixels itself, and a decode error raised
+        # there would pass for an unreadable EXIF block while load() then returned the partial frame.
         opened.load()
-        rgb = to_rgb(_upright(opened, source))
+        orientation = _orientation(opened, source)
+        width, height = _oriented_size(stored_size, orientation)
+        rgb = to_rgb(_upright(opened, orientation, source))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -171,8 +178,10 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
 def _from_pil(image: Image.Image, source: str, max_pixels: int) -> LoadedImage:
     _check_pixels(image.size, source, max_pixels)
     try:
-        width, height = _oriented_size(image)
-        rgb = to_rgb(_upright(image, source))
+        image.load()  # a lazily opened image decodes here, so its decode errors are not taken for EXIF ones
+        orientation = _orientation(image, source)
+        width, height = _oriented_size(image.size, orientation)
+        rgb = to_rgb(_upright(image, orientation, source))
     except ImageError:
         raise
     except Exception as exc:
@@ -191,23 +200,24 @@ def _check_pixels(size: tuple[int, int], source: str, max_pixels: int) -> None:
         )
 
 
-def _orientation(image: Image.Image) -> int:
+def _orientation(image: Image.Image, source: str) -> int:
+    """The EXIF orientation (1–8) of a loaded image; 1 when there is none or it cannot be read."""
     try:
         value = image.getexif().get(0x0112, 1)  # 0x0112 = Orientation
-        return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
-    except Exception as exc:  # a bogus EXIF block must not cost us the image: caption it as stored
-        logger.warning("ignoring unreadable EXIF in %s: %s", getattr(image, "filename", "image"), exc)
+    except Exception as exc:  # the pixels decoded (load() ran first): a bogus EXIF block must not cost the image
+        logger.warning("%s: ignoring unreadable EXIF, captioning as stored: %s", source, exc)
         return 1
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
-    return (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
+def _oriented_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]:
+    width, height = stored
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _upright(image: Image.Image, source: str) -> Image.Image:
+def _upright(image: Image.Image, orientation: int, source: str) -> Image.Image:
     """Apply the EXIF orientation (1–8) so the model sees what a person sees."""
-    if _orientation(image) == 1:
+    if orientation == 1:
         return image
     try:
         transposed = ImageOps.exif_transpose(image)

@@ -16,6 +16,7 @@ from PIL import Image, features
 from imagefactory import animated, encode, png_claiming_size, upright_pattern, with_orientation
 from imgcaption import errors
 from imgcaption.images import load_image
+from imgcaption.testing.corpus import corpus_file
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -188,6 +189,49 @@ def test_corrupt_png_chunk_crc_is_a_decode_error() -> None:
     data[ihdr + 17] ^= 0xFF  # first byte of the IHDR chunk's CRC
     with pytest.raises(errors.ImageDecodeError):
         load_image(bytes(data))
+
+
+DAMAGED_PNGS = ["png-idat-cut.png", "png-broken-zlib.png", "png-bad-adler32.png", "png-bad-idat-crc.png"]
+
+
+@pytest.mark.parametrize("name", DAMAGED_PNGS)
+def test_a_damaged_png_is_a_decode_error_naming_its_source_never_a_partial_image(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The EXIF probe (``getexif()`` decodes a PNG) once swallowed the decode error, and partial pixels were captioned.
+
+    Fails if EXIF is read before ``load()`` (broken zlib, bad Adler-32) or if IDAT CRCs go unchecked (bad CRC).
+    """
+    entry, data = corpus_file(name)
+    assert entry.expect == "ImageDecodeError"
+    with pytest.raises(errors.ImageDecodeError) as raised:
+        load_image(data, source="uploads/photo.png")
+    assert raised.value.source == "uploads/photo.png"
+    assert "uploads/photo.png" in str(raised.value)
+    assert not [record for record in caplog.records if "EXIF" in record.getMessage()], "reported as an EXIF problem"
+
+
+def test_a_png_missing_only_its_iend_chunk_decodes_to_every_pixel() -> None:
+    _, data = corpus_file("png-no-iend.png")
+    complete = data + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    assert np.array_equal(pixels(load_image(data).image), pixels(load_image(complete).image))
+
+
+def test_bytes_after_a_png_iend_chunk_are_not_checked_as_chunks() -> None:
+    data = encode(upright_pattern(), "PNG")
+    loaded = load_image(data + b"\x00\x00\x00\x04IDATjunk" + b"\xff" * 64)
+    assert np.array_equal(pixels(loaded.image), pixels(upright_pattern()))
+
+
+def test_an_unreadable_exif_block_on_an_image_that_decodes_is_a_warning_naming_its_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    png = encode(upright_pattern(), "PNG", exif=b"not a TIFF header")
+    loaded = load_image(png, source="uploads/odd-exif.png")
+    assert np.array_equal(pixels(loaded.image), pixels(upright_pattern()))
+    [warning] = [record for record in caplog.records if "EXIF" in record.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert "uploads/odd-exif.png" in warning.getMessage()
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,44 @@ def _bad_crc() -> bytes:
     return bytes(data)
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, body) of every chunk of a well-formed PNG, in file order."""
+    chunks, position = [], 8
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        chunks.append((data[position + 4 : position + 8], data[position + 8 : position + 8 + length]))
+        position += 12 + length
+    return chunks
+
+
+def _png_chunk(kind: bytes, body: bytes, crc: int | None = None) -> bytes:
+    """One PNG chunk; its CRC is the correct one unless ``crc`` says otherwise."""
+    checksum = zlib.crc32(kind + body) if crc is None else crc
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", checksum)
+
+
+def _damaged_png(damage: Callable[[bytes], bytes], *, idat_crc_xor: int = 0, iend: bool = True) -> bytes:
+    """A photo PNG whose image data (all IDATs joined into one zlib stream) is passed through ``damage``.
+
+    The chunk framing stays valid and every CRC is recomputed, so only the damage named is wrong.
+    """
+    chunks = _png_chunks(_encode(_photo(160, 120), "PNG"))
+    stream = damage(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    out = bytearray(b"\x89PNG\r\n\x1a\n")
+    for kind, body in chunks:
+        if kind == b"IHDR":
+            out += _png_chunk(kind, body)
+    idat_crc = zlib.crc32(b"IDAT" + stream) ^ idat_crc_xor
+    out += _png_chunk(b"IDAT", stream, crc=idat_crc)
+    if iend:
+        out += _png_chunk(b"IEND", b"")
+    return bytes(out)
+
+
+def _flip_bytes(data: bytes, start: int, count: int) -> bytes:
+    return data[:start] + bytes(byte ^ 0x55 for byte in data[start : start + count]) + data[start + count :]
+
+
 def _multipage_tiff() -> bytes:
     pages = [_photo(seed=i) for i in range(3)]
     return _encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
@@ -128,6 +166,36 @@ _FILES: list[tuple[str, str, str, Callable[[], bytes]]] = [
     ("truncated.png", "ImageDecodeError", "a PNG cut in half", lambda: _truncated("PNG")),
     ("bad-crc.png", "ImageDecodeError", "a PNG whose header chunk fails its CRC", _bad_crc),
     (
+        "png-idat-cut.png",
+        "ImageDecodeError",
+        "the zlib stream in IDAT stops halfway (valid chunks, CRCs and IEND): the lower rows do not exist",
+        lambda: _damaged_png(lambda stream: stream[: len(stream) // 2]),
+    ),
+    (
+        "png-broken-zlib.png",
+        "ImageDecodeError",
+        "16 bytes inside the IDAT zlib stream are flipped (CRCs recomputed): inflate fails, rows after it are lost",
+        lambda: _damaged_png(lambda stream: _flip_bytes(stream, len(stream) // 3, 16)),
+    ),
+    (
+        "png-bad-adler32.png",
+        "ImageDecodeError",
+        "the zlib stream's own checksum (its last byte) is wrong: the pixels cannot be trusted",
+        lambda: _damaged_png(lambda stream: _flip_bytes(stream, len(stream) - 1, 1)),
+    ),
+    (
+        "png-bad-idat-crc.png",
+        "ImageDecodeError",
+        "the IDAT chunk fails its CRC: a CRC error in a critical chunk is fatal (libpng's default; Pillow skips it)",
+        lambda: _damaged_png(lambda stream: stream, idat_crc_xor=0xFFFFFFFF),
+    ),
+    (
+        "png-no-iend.png",
+        "ok",
+        "IEND is missing but every pixel is there and checksummed (zlib's Adler-32, the CRCs): IEND carries no data",
+        lambda: _damaged_png(lambda stream: stream, iend=False),
+    ),
+    (
         "bomb.png",
         "ImageTooLargeError",
         "declares 50000×50000 pixels in a 70-byte file",
@@ -162,6 +230,14 @@ _FILES: list[tuple[str, str, str, Callable[[], bytes]]] = [
     ("trailing-garbage.jpg", "ok", "a JPEG followed by junk", lambda: _encode(_photo(), "JPEG") + b"\0junk" * 100),
     *[(f"orientation-{o}.jpg", "ok", f"EXIF orientation {o}", (lambda o=o: _with_orientation(o))) for o in range(1, 9)],
 ]
+
+
+def corpus_file(name: str) -> tuple[CorpusEntry, bytes]:
+    """One file of the corpus in memory (not the special files: pipe, directory, mode 000), with its entry."""
+    for entry_name, expect, why, make in _FILES:
+        if entry_name == name:
+            return CorpusEntry(entry_name, expect, why), make()
+    raise KeyError(name)
 
 
 def write_corpus(directory: str | os.PathLike[str]) -> list[CorpusEntry]:
