@@ -2,6 +2,17 @@
 same batch are captioned, and only the bad ones come back in ``batchItemFailures`` (to reach the DLQ after
 ``maxReceiveCount`` deliveries). A handler that raised would instead bounce the whole batch until every message in
 it, good ones included, ended in the DLQ.
+
+The generated bodies come from categories whose outcome is known from the accepted shapes alone (never from asking
+the parser): *rejected* bodies (not JSON, JSON that is not an object, objects of no accepted shape, notifications
+with a required field removed or mistyped, any of these inside an SNS or SQS envelope) must fail; *ignored* bodies
+(``s3:TestEvent``, ``ObjectRemoved`` and ``Object Deleted`` events, an empty notification) must neither fail nor
+write an item. Every rejected notification names :data:`BAIT`, an object that exists: a parser that wrongly
+accepted one would caption it, and the table, emptied before each example, would show it.
+
+Caught (checked on a copy of the code): a processor that drops every good message of a batch holding two or more
+malformed ones, a parser that accepts a notification with one broken record among good ones, and one that rejects
+``s3:TestEvent``.
 """
 
 from __future__ import annotations
@@ -10,10 +21,11 @@ import copy
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reliability_support import (
     BUCKET,
@@ -28,10 +40,12 @@ from reliability_support import (
     sqs_event,
 )
 
-from imgcaption.aws.events import EventParseError, notification_record, refs_from_body
+from imgcaption.aws.events import EventParseError, notification_record
 from imgcaption.aws.settings import AwsSettings
 
 GOOD_KEYS = ("good/a.png", "good/b c+d.png")
+BAIT = "bait/named-by-every-malformed-notification.png"
+EVENTS = Path(__file__).parents[1] / "events"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +54,7 @@ def world() -> Iterator[tuple[Aws, Any]]:
     from imgcaption_lambda import handler as module
 
     for aws in moto_aws():
-        for index, key in enumerate(GOOD_KEYS):
+        for index, key in enumerate((*GOOD_KEYS, BAIT)):
             aws.s3.put_object(Bucket=BUCKET, Key=key, Body=png((10 * index, 200, 30)))
         settings = AwsSettings(table_name=TABLE, batch_size=4)
         module.init(settings, s3=aws.s3, dynamodb=aws.dynamodb, captioner=FakeCaptioner())
@@ -50,32 +64,46 @@ def world() -> Iterator[tuple[Aws, Any]]:
             module._processor = None
 
 
+def emptied(world: tuple[Aws, Any]) -> tuple[Aws, Any]:
+    """The module's handler over an empty table, so every item a test finds was written by that test."""
+    aws, handler = world
+    for uri in aws.items():
+        aws.dynamodb.delete_item(TableName=TABLE, Key={"image_id": {"S": uri}})
+    assert aws.items() == {}
+    return aws, handler
+
+
 def valid_body(key: str) -> str:
     return body(notification_record(BUCKET, key))
+
+
+def uri(key: str) -> str:
+    return f"s3://{BUCKET}/{key}"
 
 
 # ----------------------------------------------------------------------------- regressions (both crashed the batch)
 
 
 def test_a_body_nested_deeper_than_python_can_parse_fails_alone(world: tuple[Aws, Any]) -> None:
-    aws, handler = world
+    aws, handler = emptied(world)
     too_deep = "[" * 100_000 + "]" * 100_000  # valid JSON that json.loads cannot parse: RecursionError
     response = handler(sqs_event(too_deep, valid_body(GOOD_KEYS[0])), FakeContext())
     assert failed_ids(response) == ["message-0"]
-    assert f"s3://{BUCKET}/{GOOD_KEYS[0]}" in aws.items()
+    assert {name: item["status"] for name, item in aws.items().items()} == {uri(GOOD_KEYS[0]): "ok"}
 
 
 def test_an_event_time_that_is_not_a_time_fails_alone(world: tuple[Aws, Any]) -> None:
-    aws, handler = world
-    record = notification_record(BUCKET, GOOD_KEYS[1])
+    aws, handler = emptied(world)
+    record = notification_record(BUCKET, BAIT)
     record["eventTime"] = "yesterday"  # fromisoformat raised a plain ValueError, which escaped the parser
     response = handler(sqs_event(valid_body(GOOD_KEYS[1]), body(record)), FakeContext())
     assert failed_ids(response) == ["message-1"]
-    assert f"s3://{BUCKET}/{GOOD_KEYS[1]}" in aws.items()
+    assert {name: item["status"] for name, item in aws.items().items()} == {uri(GOOD_KEYS[1]): "ok"}
 
 
-# ----------------------------------------------------------------------------- generated malformed bodies
+# ----------------------------------------------------------------------------- rejected: never an S3 event
 
+_RECORD = notification_record(BUCKET, BAIT)
 _REQUIRED: list[tuple[str, ...]] = [
     ("eventName",),
     ("s3",),
@@ -97,6 +125,8 @@ _WRONG_VALUES: list[tuple[tuple[str, ...], Any]] = [
     (("eventTime",), "2024-13-45T25:61:00Z"),
     (("eventTime",), 1714557600),
 ]
+ENVELOPE_KEYS = {"Records", "Event", "source", "detail-type", "invocationSchemaVersion", "tasks", "Type", "Message"}
+"""The top-level keys by which an accepted shape is recognised; an object with none of them is no event."""
 
 
 def _without(record: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
@@ -117,12 +147,35 @@ def _with(record: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str
     return broken
 
 
-_RECORD = notification_record(BUCKET, GOOD_KEYS[0])
-broken_notifications = st.one_of(
-    st.sampled_from(_REQUIRED).map(lambda path: body(_without(_RECORD, path))),
-    st.sampled_from(_WRONG_VALUES).map(lambda change: body(_with(_RECORD, *change))),
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+broken_records = st.one_of(
+    st.sampled_from(_REQUIRED).map(lambda path: _without(_RECORD, path)),
+    st.sampled_from(_WRONG_VALUES).map(lambda change: _with(_RECORD, *change)),
+)
+not_json = st.one_of(
+    st.text(alphabet=" \t\r\n", max_size=4),  # empty or blank
+    st.tuples(st.sampled_from("<#'}],:=;xZ\ud800"), st.text(max_size=200)).map("".join),  # no JSON starts so
+    st.integers(1, len(body(_RECORD)) - 1).map(lambda end: body(_RECORD)[:end]),  # a notification cut short
+    st.integers(1, 100_000).map(lambda depth: '{"a":' * depth + "1" + "}" * (depth - 1)),  # one brace short
+)
+not_an_object = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=False), st.integers(), st.text(max_size=20), st.lists(json_values)
+).map(json.dumps)
+no_accepted_shape = st.dictionaries(
+    st.text(max_size=10).filter(lambda name: name not in ENVELOPE_KEYS), json_values, max_size=4
+).map(json.dumps)
+malformed_notifications = st.one_of(
+    broken_records.map(lambda record: body(record)),
+    st.tuples(broken_records, st.integers(0, 2)).map(  # one broken record among good ones fails the whole message
+        lambda pair: body(*[_RECORD] * pair[1], pair[0], _RECORD)
+    ),
     st.just(json.dumps({"Records": {"0": _RECORD}})),
     st.just(json.dumps({"Records": [_RECORD, "second record is a string"]})),
+    st.just(json.dumps({"Records": None})),
     st.just(json.dumps({"Type": "Notification", "Message": "not json either"})),
     st.just(json.dumps({"Records": [{"eventSource": "aws:sqs", "body": 5}]})),
     st.just(json.dumps({"Records": [{"eventSource": "aws:sns", "Sns": {}}]})),
@@ -130,41 +183,70 @@ broken_notifications = st.one_of(
     st.integers(1, 200_000).map(lambda depth: "[" * depth + "]" * depth),
     st.integers(1, 100_000).map(lambda depth: '{"a":' * depth + "1" + "}" * depth),
 )
-json_values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=12,
-).map(json.dumps)
 
 
-def _rejected(text: str) -> bool:
-    try:
-        refs_from_body(text)
-    except EventParseError:
-        return True
-    return False
+def in_sns_envelope(inner: str) -> str:
+    """SNS → SQS without raw message delivery: the body is an SNS notification whose Message is the original."""
+    return json.dumps({"Type": "Notification", "MessageId": "sns-1", "Message": inner})
 
 
-@st.composite
-def junk(draw: st.DrawFn) -> str:
-    """Any text or JSON at all, as long as it is not accidentally an event the parser accepts."""
-    text = draw(st.text(max_size=200) | json_values)
-    assume(_rejected(text))
-    return text
+def in_sqs_record(inner: str) -> str:
+    """An SQS event (as Lambda would deliver it) sent on as a message body."""
+    return json.dumps({"Records": [{"eventSource": "aws:sqs", "messageId": "inner-1", "body": inner}]})
+
+
+rejected = st.recursive(
+    not_json | not_an_object | no_accepted_shape | malformed_notifications,
+    lambda inner: inner.map(in_sns_envelope) | inner.map(in_sqs_record),
+    max_leaves=3,
+)
+
+
+# ----------------------------------------------------------------------------- ignored: an event, but nothing to do
+
+
+def _event_file(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def _object_deleted() -> dict[str, Any]:
+    event = _event_file("eventbridge_object_created.json")
+    event["detail-type"] = "Object Deleted"
+    event["detail"]["bucket"]["name"] = BUCKET
+    event["detail"]["object"]["key"] = BAIT
+    return event
+
+
+_IGNORED_EVENTS = [
+    _event_file("s3_test_event.json"),
+    {"Records": []},
+    {"Records": [notification_record(BUCKET, BAIT, event_name="ObjectRemoved:Delete")]},
+    {"Records": [notification_record(BUCKET, BAIT, event_name="ObjectRestore:Completed")]},
+    _object_deleted(),
+]
+ignored = st.recursive(
+    st.sampled_from(_IGNORED_EVENTS).map(json.dumps), lambda inner: inner.map(in_sns_envelope), max_leaves=2
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    bad=st.lists(broken_notifications | junk(), min_size=1, max_size=6),
+    bad=st.lists(rejected, min_size=1, max_size=6),
+    harmless=st.lists(ignored, max_size=2),
     good=st.lists(st.sampled_from(GOOD_KEYS), max_size=3),
     seed=st.integers(0, 2**16),
 )
-@example(bad=["", "null", "[]", "{}", '"Records"', "\ud800", '{"Records": null}'], good=[GOOD_KEYS[0]], seed=0)
+@example(
+    bad=["", "null", "[]", "{}", '"Records"', "\ud800", '{"Records": null}'], harmless=[], good=[GOOD_KEYS[0]], seed=0
+)
+@example(bad=["", "[]"], harmless=[], good=list(GOOD_KEYS), seed=0)
 def test_every_malformed_message_fails_alone_and_the_rest_of_the_batch_is_captioned(
-    world: tuple[Aws, Any], bad: list[str], good: list[str], seed: int
+    world: tuple[Aws, Any], bad: list[str], harmless: list[str], good: list[str], seed: int
 ) -> None:
-    aws, handler = world
+    aws, handler = emptied(world)
     messages = [(f"bad-{i}", text) for i, text in enumerate(bad)]
+    messages += [(f"ignored-{i}", text) for i, text in enumerate(harmless)]
     messages += [(f"good-{i}", valid_body(key)) for i, key in enumerate(good)]
     random.Random(seed).shuffle(messages)
     ids, bodies = zip(*messages, strict=True)
@@ -172,16 +254,15 @@ def test_every_malformed_message_fails_alone_and_the_rest_of_the_batch_is_captio
     response = handler(sqs_event(*bodies, ids=ids), FakeContext())
 
     assert sorted(failed_ids(response)) == sorted(name for name in ids if name.startswith("bad-"))
-    items = aws.items()
-    for key in good:
-        assert items[f"s3://{BUCKET}/{key}"]["status"] == "ok"
+    assert {name: item["status"] for name, item in aws.items().items()} == {uri(key): "ok" for key in good}
 
 
 def test_a_malformed_direct_invocation_is_an_error_lambda_retries_then_sends_to_its_failure_destination(
     world: tuple[Aws, Any],
 ) -> None:
     """Asynchronous invocations have no per-record response: the handler raises, non-retryable, typed."""
-    _, handler = world
+    aws, handler = emptied(world)
     with pytest.raises(EventParseError) as raised:
         handler({"Records": [_without(_RECORD, ("s3", "object", "key"))]}, FakeContext())
     assert not raised.value.retryable
+    assert aws.items() == {}
