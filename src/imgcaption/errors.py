@@ -15,6 +15,7 @@ Hierarchy::
     ├── ImageNotFoundError         the file or object does not exist (any more)
     ├── ModelLoadError             the model directory or hub id could not be loaded
     ├── CaptioningError            the model failed on an image that decoded fine
+    ├── WorkerCrashedError         the process died every time it worked on this image alone (OOM, segfault, timeout)
     ├── StoreError                 recording an outcome failed
     ├── SourceError                listing or reading inputs failed (permissions, network)
     └── ConfigurationError         settings that cannot work together
@@ -34,6 +35,7 @@ __all__ = [
     "SourceError",
     "StoreError",
     "UnsupportedImageError",
+    "WorkerCrashedError",
 ]
 
 
@@ -76,6 +78,11 @@ class ModelLoadError(ImgCaptionError):
 
 class CaptioningError(ImgCaptionError):
     """Inference failed for an image that decoded fine."""
+
+
+class WorkerCrashedError(ImgCaptionError):
+    """The process died (out of memory, a crash in native code, a hard timeout) each time it captioned this input
+    alone. Recorded instead of retrying forever; not retryable: the same bytes would kill the next worker too."""
 
 
 class StoreError(ImgCaptionError):

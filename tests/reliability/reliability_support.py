@@ -147,10 +147,12 @@ class Aws:
         fields.setdefault("size", len(data))
         return notification_record(bucket, key, etag=response["ETag"], version_id=response.get("VersionId"), **fields)
 
-    def queue(self, name: str, *, max_receive_count: int | None = None) -> tuple[str, str]:
+    def queue(
+        self, name: str, *, max_receive_count: int | None = None, visibility_timeout: int = 30
+    ) -> tuple[str, str]:
         """A queue (with a dead-letter queue when ``max_receive_count`` is given): its URL and its DLQ's URL."""
         dlq_url = ""
-        attributes = {"VisibilityTimeout": "30"}
+        attributes = {"VisibilityTimeout": str(visibility_timeout)}
         if max_receive_count is not None:
             dlq_url = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
             dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][

@@ -42,12 +42,35 @@ def test_documented_s3_notification_gives_the_object_with_its_identity_and_order
     )
 
 
-def test_every_record_is_used_keys_are_decoded_and_removals_are_ignored() -> None:
+def test_every_record_is_used_keys_are_decoded_and_removals_are_marked() -> None:
     refs = refs_from_event(load("s3_multiple_records.json"))
-    assert [ref.uri for ref in refs] == [
-        "s3://amzn-s3-demo-bucket/holiday photos/2024/café +1.jpg",
-        "s3://amzn-s3-demo-bucket/scans/100% done.png",
+    assert [(ref.uri, ref.removed) for ref in refs] == [
+        ("s3://amzn-s3-demo-bucket/holiday photos/2024/café +1.jpg", None),
+        ("s3://amzn-s3-demo-bucket/scans/100% done.png", None),
+        ("s3://amzn-s3-demo-bucket/old/removed.jpg", "version"),  # a versionId: that version is gone for good
     ]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "uri", "removed", "version_id", "sequencer"),
+    [
+        ("s3_object_removed_delete.json", "s3://amzn-s3-demo-bucket/holiday photos/2024/café +1.jpg", "object",
+         None, "0062A1B2C3D4E5F702"),
+        ("s3_delete_marker_created.json", "s3://amzn-s3-demo-bucket/HappyFace.jpg", "object",
+         "Wbj1.yRlYdCAvYGW2uaVGUzoVUtvrQhA", "0055AED6DCD90281F0"),
+        ("s3_object_version_removed.json", "s3://amzn-s3-demo-bucket/HappyFace.jpg", "version",
+         "096fKKXTRTtl3on89fVO.nfljtsv6qko", "0055AED6DCD90281F8"),
+        ("eventbridge_object_deleted.json", "s3://amzn-s3-demo-bucket1/example-key", "object",
+         "1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF", "617f0837b476e463"),
+    ],
+)  # fmt: skip
+def test_removals_say_what_they_removed_in_the_order_s3_gave_them(
+    fixture: str, uri: str, removed: str, version_id: str | None, sequencer: str
+) -> None:
+    """A delete in an unversioned bucket or a delete marker hides the object; deleting a version names it."""
+    [ref] = refs_from_event(load(fixture))
+    assert (ref.uri, ref.removed, ref.version_id, ref.sequencer) == (uri, removed, version_id, sequencer)
+    assert ref.event_time is not None
 
 
 def test_moto_bodies_lacking_sequencer_and_identity_fields_are_accepted() -> None:
@@ -83,9 +106,16 @@ def test_eventbridge_object_created() -> None:
     assert (ref.version_id, ref.sequencer, ref.size) == ("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "617f08299329d189", 5)
 
 
-def test_eventbridge_events_other_than_object_created_are_ignored() -> None:
-    event = load("eventbridge_object_created.json") | {"detail-type": "Object Deleted"}
+def test_eventbridge_events_other_than_created_or_deleted_are_ignored() -> None:
+    event = load("eventbridge_object_created.json") | {"detail-type": "Object Restore Completed"}
     assert refs_from_event(event) == []
+
+
+def test_an_eventbridge_permanent_deletion_names_the_deleted_version() -> None:
+    event = load("eventbridge_object_deleted.json")
+    event["detail"]["deletion-type"] = "Permanently Deleted"
+    [ref] = refs_from_event(event)
+    assert (ref.removed, ref.version_id) == ("version", "1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF")
 
 
 @pytest.mark.parametrize(

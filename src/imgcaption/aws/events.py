@@ -3,8 +3,10 @@
 Accepted: S3 notifications (every record), the same wrapped in SQS bodies or SNS envelopes, EventBridge
 ``Object Created`` events (directly or as an SQS body), S3 Batch Operations invocations (schema 1.0 and 2.0), and
 ``s3:TestEvent`` (acknowledged, yields nothing). Object keys arrive URL-encoded (``red flower.jpg`` →
-``red+flower.jpg``, ``+`` → ``%2B``) and are decoded with ``unquote_plus``. Events about anything but a created object
-(``ObjectRemoved:*``, restores, tagging) are acknowledged and ignored.
+``red+flower.jpg``, ``+`` → ``%2B``) and are decoded with ``unquote_plus``. Created objects become refs to caption;
+removals (``ObjectRemoved:Delete``, ``ObjectRemoved:DeleteMarkerCreated``, EventBridge ``Object Deleted``) become refs
+with :attr:`S3ObjectRef.removed` set, which the store turns into tombstones. Anything else (restores, tagging,
+lifecycle transitions) is acknowledged and ignored.
 
 The models are deliberately lenient pydantic models rather than powertools' parser models: moto's S3→SQS messages
 omit ``userIdentity``, ``requestParameters``, ``responseElements``, ``ownerIdentity`` and ``sequencer``, which
@@ -27,6 +29,10 @@ from imgcaption.errors import ImgCaptionError
 from imgcaption.ports import ImageRef
 
 EventKind = Literal["sqs", "s3", "sns", "eventbridge", "batch_operations", "test"]
+Removal = Literal["object", "version"]
+"""``object``: the key no longer shows an object (a delete in an unversioned bucket, or a delete marker);
+``version``: one version was deleted for good (``versionId`` names it), which hides the object only if it was the
+version on record."""
 
 
 class EventParseError(ImgCaptionError):
@@ -39,6 +45,8 @@ class S3ObjectRef(ImageRef):
 
     event_time: str | None = None
     """ISO-8601 UTC with microseconds (fixed width, so it sorts as text); None when the event had no time."""
+    removed: Removal | None = None
+    """Set when the event is a removal, not a creation (see :data:`Removal`)."""
 
     @property
     def location(self) -> S3Location:
@@ -55,6 +63,7 @@ def object_ref(
     size: int | None = None,
     sequencer: str | None = None,
     event_time: datetime | str | None = None,
+    removed: Removal | None = None,
 ) -> S3ObjectRef:
     """An :class:`S3ObjectRef` from already-decoded fields (``"null"`` version ids and quoted ETags normalised)."""
     return S3ObjectRef(
@@ -65,6 +74,7 @@ def object_ref(
         sequencer=sequencer or None,
         explicit=True,
         event_time=normalize_time(event_time),
+        removed=removed,
     )
 
 
@@ -124,6 +134,16 @@ class S3NotificationRecord(_Lenient):
     def is_created(self) -> bool:
         return self.event_name.removeprefix("s3:").startswith("ObjectCreated:")
 
+    @property
+    def removal(self) -> Removal | None:
+        """What an ``ObjectRemoved:*`` record removed; None for every other event."""
+        name = self.event_name.removeprefix("s3:")
+        if name == "ObjectRemoved:DeleteMarkerCreated":
+            return "object"
+        if name == "ObjectRemoved:Delete":
+            return "version" if self.s3.object.version_id not in (None, "", "null") else "object"
+        return None
+
     def ref(self) -> S3ObjectRef:
         obj = self.s3.object
         return object_ref(
@@ -134,6 +154,7 @@ class S3NotificationRecord(_Lenient):
             size=obj.size,
             sequencer=obj.sequencer,
             event_time=self.event_time,
+            removed=self.removal,
         )
 
 
@@ -152,6 +173,8 @@ class _EventBridgeObject(_Lenient):
 class _EventBridgeDetail(_Lenient):
     bucket: _NotificationBucket
     object: _EventBridgeObject
+    deletion_type: str | None = Field(default=None, alias="deletion-type")
+    """``Object Deleted`` only: ``Permanently Deleted`` or ``Delete Marker Created``."""
 
 
 class EventBridgeS3Event(_Lenient):
@@ -160,6 +183,13 @@ class EventBridgeS3Event(_Lenient):
     detail_type: str = Field(alias="detail-type")
     time: str | None = None
     detail: _EventBridgeDetail
+
+    @property
+    def removal(self) -> Removal | None:
+        if self.detail_type != "Object Deleted":
+            return None
+        permanent = self.detail.deletion_type == "Permanently Deleted"
+        return "version" if permanent and self.detail.object.version_id not in (None, "", "null") else "object"
 
     def ref(self) -> S3ObjectRef:
         obj = self.detail.object
@@ -171,6 +201,7 @@ class EventBridgeS3Event(_Lenient):
             size=obj.size,
             sequencer=obj.sequencer,
             event_time=self.time,
+            removed=self.removal,
         )
 
 
@@ -225,7 +256,7 @@ def classify(event: Mapping[str, Any]) -> EventKind:
 
 
 def refs_from_event(event: Mapping[str, Any]) -> list[S3ObjectRef]:
-    """Every created object an event (or an SQS message body, decoded) is about, in delivery order.
+    """Every created or removed object an event (or an SQS message body, decoded) is about, in delivery order.
 
     SQS events are handled record by record by the processor (for partial batch failures); passing one here
     flattens all its bodies.
@@ -236,10 +267,10 @@ def refs_from_event(event: Mapping[str, Any]) -> list[S3ObjectRef]:
             return []
         if kind == "s3":
             notification = _S3Notification.model_validate(event)
-            return [record.ref() for record in notification.records if record.is_created]
+            return [record.ref() for record in notification.records if record.is_created or record.removal]
         if kind == "eventbridge":
             bridged = EventBridgeS3Event.model_validate(event)
-            return [bridged.ref()] if bridged.detail_type == "Object Created" else []
+            return [bridged.ref()] if bridged.detail_type in ("Object Created", "Object Deleted") else []
         if kind == "batch_operations":
             return [task.ref() for task in BatchOperationsEvent.model_validate(event).tasks]
         if kind == "sns":

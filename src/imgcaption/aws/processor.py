@@ -10,15 +10,26 @@
 A bad image is a recorded failure, never a retry. A transient fault (throttling, 5xx, a store write that failed)
 is never recorded: the message goes back to the queue. Before each batch the processor checks the time left and
 hands back what it cannot finish instead of being killed mid-batch.
+
+Crash isolation: a process that dies (out of memory, a segfault in a codec, a hard timeout) sends no response, so
+SQS delivers its whole batch again. The images of a message delivered again (``ApproximateReceiveCount`` > 1) are
+therefore captioned one at a time, each read, decoded and captioned alone, after an attempt counter in the store says
+nothing recorded covers its event yet (those are skipped: finished before the crash). An image whose counter has
+reached ``max_attempts`` is not tried again: it is recorded as a non-retryable
+:class:`~imgcaption.errors.WorkerCrashedError`, so one poisonous image costs its batch-mates one redelivery and
+never takes them, or itself, to the dead-letter queue.
+
+Removals (``ObjectRemoved:*``) become tombstones when ``mirror_deletions`` is on (see
+:meth:`imgcaption.aws.store.DynamoDBStore.record_removal`); otherwise they are ignored.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from imgcaption.aws.events import (
     BatchOperationsEvent,
@@ -29,7 +40,7 @@ from imgcaption.aws.events import (
     refs_from_event,
 )
 from imgcaption.aws.source import S3Source
-from imgcaption.errors import ConfigurationError, ImgCaptionError
+from imgcaption.errors import ConfigurationError, ImgCaptionError, WorkerCrashedError
 from imgcaption.pipeline import Pipeline
 from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, Outcome
 from imgcaption.results import Caption, CaptionFailure
@@ -39,6 +50,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from imgcaption.aws.settings import AwsSettings
+    from imgcaption.aws.store import AttemptStart
     from imgcaption.captioner import Captioner
 
 logger = logging.getLogger(__name__)
@@ -54,6 +66,22 @@ class MetricsSink(Protocol):
     """powertools ``Metrics`` fits; the worker passes None and only logs."""
 
     def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+@runtime_checkable
+class AttemptTracker(Protocol):
+    """A store that counts attempts per event (:class:`~imgcaption.aws.store.DynamoDBStore`)."""
+
+    def begin_attempt(self, ref: ImageRef, signature: CaptionSignature) -> AttemptStart: ...
+
+    def attempts(self, refs: Sequence[ImageRef]) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class RemovalRecorder(Protocol):
+    """A store that mirrors deletions (:class:`~imgcaption.aws.store.DynamoDBStore`)."""
+
+    def record_removal(self, ref: S3ObjectRef) -> bool: ...
 
 
 class RetryLater(ImgCaptionError):
@@ -128,6 +156,9 @@ class EventProcessor:
     batch_size: int = 8
     time_reserve_ms: int = 10_000
     metrics: MetricsSink | None = None
+    max_attempts: int = 2
+    """Attempts alone, after a redelivery, before an image is recorded as a :class:`WorkerCrashedError`."""
+    mirror_deletions: bool = False
 
     # ------------------------------------------------------------------ entry point
 
@@ -149,43 +180,121 @@ class EventProcessor:
             raise RetryLater(f"{len(failed)} of {len(refs)} objects must be retried: {failed}")
         return None
 
-    def process(self, refs: Sequence[S3ObjectRef], context: LambdaContextLike | None = None) -> RunReport:
-        """Caption the newest event of each object; every ref ends in ``results`` or ``retry``."""
+    def process(
+        self,
+        refs: Sequence[S3ObjectRef],
+        context: LambdaContextLike | None = None,
+        *,
+        isolate: Collection[str] = (),
+    ) -> RunReport:
+        """Caption the newest event of each object; every ref ends in ``results`` or ``retry``.
+
+        Objects whose URI is in ``isolate`` (delivered again: maybe what killed the last worker) are captioned one
+        at a time behind the attempt counter, after the others. Removals are mirrored last.
+        """
         report = RunReport()
-        newest = _newest_per_object(refs)
+        removals = [ref for ref in refs if ref.removed]
+        if removals and not self.mirror_deletions:
+            logger.info("ignoring %d removal events (mirror_deletions is off)", len(removals))
+            removals = []
+        newest = [ref for ref in _newest_per_object([r for r in refs if not r.removed]) if not _hidden(ref, removals)]
         self._metric("ImagesReceived", "Count", len(refs))
-        if not newest:
-            return report
         guard = RemainingTimeGuard(context.get_remaining_time_in_millis, self.time_reserve_ms) if context else None
+        batched = [ref for ref in newest if ref.uri not in isolate]
+        alone = [ref for ref in newest if ref.uri in isolate]
+        if batched:
+            self._run(batched, report, self.batch_size, guard)
+        if alone:
+            if guard is not None and guard.stopped:
+                self._hand_back(alone, report)
+            else:
+                self._caption_alone(alone, report, guard)
+        self._mirror(removals, report)
+        if newest or removals:
+            self._record_metrics(report)
+        return report
 
-        def on_outcome(outcome: Outcome) -> None:
-            result = outcome.result
-            if isinstance(result, CaptionFailure) and result.retryable:
-                report.retry.setdefault(outcome.ref.uri, f"{result.error_type}: {result.message}")
-                logger.warning("transient failure, will retry %s: %s", outcome.ref.uri, result.message)
-            elif outcome.ref.uri not in report.retry:
-                report.results[outcome.ref.uri] = result
-                if isinstance(result, CaptionFailure):
-                    logger.warning(
-                        "recorded failure for %s: %s: %s", outcome.ref.uri, result.error_type, result.message
-                    )
-
+    def _run(
+        self, refs: Sequence[S3ObjectRef], report: RunReport, batch_size: int, guard: RemainingTimeGuard | None
+    ) -> None:
         pipeline = Pipeline(
-            S3Source(self.s3, newest),
+            S3Source(self.s3, refs),
             _GuardedStore(self.store, report),
             self.captioner,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             record_retryable_failures=False,
-            on_outcome=on_outcome,
+            on_outcome=lambda outcome: _note(outcome, report),
             should_stop=guard,
         )
-        summary = pipeline.run()
-        for ref in summary.unprocessed:
-            report.retry[ref.uri] = "out of time: handed back before the function timeout"
-        if summary.unprocessed:
-            logger.warning("out of time: %d objects handed back unprocessed", len(summary.unprocessed))
-        self._record_metrics(report)
-        return report
+        self._hand_back(pipeline.run().unprocessed, report)
+
+    def _caption_alone(self, refs: Sequence[S3ObjectRef], report: RunReport, guard: RemainingTimeGuard | None) -> None:
+        """One image per pipeline run (no decoding ahead), each behind its attempt counter.
+
+        Images never tried alone go first, so a culprit that keeps killing workers delays its batch-mates by one
+        delivery at most; those at the limit go before them, as they only need a write.
+        """
+        tracker = self.store if isinstance(self.store, AttemptTracker) else None
+        signature = self.captioner.signature
+        if tracker is not None:
+            try:
+                counted = tracker.attempts(refs)
+            except ImgCaptionError as exc:
+                logger.warning("reading attempt counters failed, the images will be retried: %s", exc)
+                self._hand_back(refs, report, f"{type(exc).__name__}: {exc.message}")
+                return
+            refs = sorted(refs, key=lambda ref: _attempt_order(counted.get(ref.uri, 0), self.max_attempts))
+        for position, ref in enumerate(refs):
+            if guard is not None and guard():
+                self._hand_back(refs[position:], report)
+                return
+            if tracker is not None:
+                try:
+                    start = tracker.begin_attempt(ref, signature)
+                except ImgCaptionError as exc:
+                    report.retry[ref.uri] = f"{type(exc).__name__}: {exc.message}"
+                    continue
+                if start.finished:
+                    logger.info("%s: already recorded (before the last worker died); skipped", ref.uri)
+                    continue
+                if start.number > self.max_attempts:
+                    self._record_crash(ref, start.number - 1, report)
+                    continue
+                logger.warning("%s: delivered again; captioning it alone (attempt %d)", ref.uri, start.number)
+            self._run([ref], report, 1, None)
+
+    def _record_crash(self, ref: S3ObjectRef, attempts: int, report: RunReport) -> None:
+        error = WorkerCrashedError(
+            f"the worker died each of the {attempts} times it captioned this image alone (out of memory, a crash "
+            "in native code, or a timeout); not retried",
+            source=ref.uri,
+        )
+        logger.error("%s", error)
+        outcome = Outcome(ref, self.captioner.failure(error, ref.uri))
+        _GuardedStore(self.store, report).record([outcome])
+        _note(outcome, report)
+
+    def _mirror(self, removals: Sequence[S3ObjectRef], report: RunReport) -> None:
+        if not removals:
+            return
+        if not isinstance(self.store, RemovalRecorder):
+            logger.warning("this store cannot mirror deletions; %d removal events ignored", len(removals))
+            return
+        for ref in removals:
+            try:
+                changed = self.store.record_removal(ref)
+            except ImgCaptionError as exc:
+                logger.warning("mirroring the removal of %s failed, it will be retried: %s", ref.uri, exc)
+                report.retry[ref.uri] = f"{type(exc).__name__}: {exc.message}"
+                continue
+            logger.info("%s removed (%s): %s", ref.uri, ref.removed, "mirrored" if changed else "superseded")
+
+    @staticmethod
+    def _hand_back(refs: Sequence[ImageRef], report: RunReport, why: str | None = None) -> None:
+        for ref in refs:
+            report.retry[ref.uri] = why or "out of time: handed back before the function timeout"
+        if refs and why is None:
+            logger.warning("out of time: %d objects handed back unprocessed", len(refs))
 
     # ------------------------------------------------------------------ per kind
 
@@ -201,7 +310,13 @@ class EventProcessor:
                 logger.error("message %s is not an S3 event; it will go to the DLQ: %s", record["messageId"], exc)
                 parsed[record["messageId"]] = exc
         refs = [ref for entry in parsed.values() if not isinstance(entry, EventParseError) for ref in entry]
-        report = self.process(refs, context)
+        isolate = {
+            ref.uri
+            for record in event["Records"]
+            if _receive_count(record) > 1 and not isinstance(parsed[record["messageId"]], EventParseError)
+            for ref in parsed[record["messageId"]]  # type: ignore[union-attr]
+        }
+        report = self.process(refs, context, isolate=isolate)
 
         def check_record(record: SQSRecord) -> None:
             entry = parsed[record.message_id]
@@ -258,6 +373,42 @@ class EventProcessor:
             self.metrics.add_metric(name=name, unit=unit, value=value)
 
 
+def _note(outcome: Outcome, report: RunReport) -> None:
+    """File one outcome: a transient failure is a retry, anything else a result (unless already a retry)."""
+    result = outcome.result
+    if isinstance(result, CaptionFailure) and result.retryable:
+        report.retry.setdefault(outcome.ref.uri, f"{result.error_type}: {result.message}")
+        logger.warning("transient failure, will retry %s: %s", outcome.ref.uri, result.message)
+    elif outcome.ref.uri not in report.retry:
+        report.results[outcome.ref.uri] = result
+        if isinstance(result, CaptionFailure):
+            logger.warning("recorded failure for %s: %s: %s", outcome.ref.uri, result.error_type, result.message)
+
+
+def _receive_count(record: Mapping[str, Any]) -> int:
+    """SQS's ``ApproximateReceiveCount`` of a record (1 when absent or unreadable: treated as a first delivery)."""
+    attributes = record.get("attributes")
+    value = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    try:
+        return int(value) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+def _attempt_order(attempts: int, limit: int) -> tuple[int, int]:
+    """Sort key: images due to be recorded as crashed first (a write), then the fewest attempts first."""
+    return (0, 0) if attempts >= limit else (1, attempts)
+
+
+def _hidden(ref: S3ObjectRef, removals: Sequence[S3ObjectRef]) -> bool:
+    """Whether a removal in the same batch hides this creation (so it is not read only to be tombstoned)."""
+    from imgcaption.aws.store import supersedes
+
+    return any(
+        removal.uri == ref.uri and removal.removed == "object" and supersedes(removal, ref) for removal in removals
+    )
+
+
 def _newest_per_object(refs: Sequence[S3ObjectRef]) -> list[S3ObjectRef]:
     """One ref per object, the newest event wins (by the store's own rule): duplicates and superseded events in one
     batch cost nothing, and the one kept is the one the store would keep had they come in separate batches (two
@@ -306,9 +457,7 @@ def build_processor(
             raise ConfigurationError("set IMGCAPTION_TABLE_NAME to the DynamoDB table that receives the captions")
         store = DynamoDBStore(dynamodb or dynamodb_client(settings.endpoint_url, settings.region), settings.table_name)
     if captioner is None:
-        from imgcaption.captioner import Captioner
-
-        captioner = Captioner.from_pretrained(settings=settings)
+        captioner = _build_captioner(settings)
     return EventProcessor(
         s3=s3 or s3_client(settings.endpoint_url, settings.region),
         store=store,
@@ -316,4 +465,27 @@ def build_processor(
         batch_size=settings.batch_size,
         time_reserve_ms=settings.time_reserve_ms,
         metrics=metrics,
+        max_attempts=settings.max_attempts,
+        mirror_deletions=settings.mirror_deletions,
     )
+
+
+def _build_captioner(settings: AwsSettings) -> Captioner:
+    """The model of the settings, or what ``captioner_factory`` (``module:function``) builds from them."""
+    from imgcaption.captioner import Captioner
+
+    if not settings.captioner_factory:
+        return Captioner.from_pretrained(settings=settings)
+    import importlib
+
+    module_name, _, name = settings.captioner_factory.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"IMGCAPTION_CAPTIONER_FACTORY={settings.captioner_factory!r} does not name a 'module:function': {exc}"
+        ) from exc
+    captioner = factory(settings)
+    if not isinstance(captioner, Captioner):
+        raise ConfigurationError(f"{settings.captioner_factory} returned {type(captioner).__name__}, not a Captioner")
+    return captioner

@@ -20,3 +20,19 @@ class AwsSettings(Settings):
         ge=0,
         description="Stop starting batches when less than this (plus the slowest batch so far) remains in Lambda.",
     )
+    max_attempts: int = Field(
+        default=2,
+        ge=1,
+        description="Times an image of a redelivered message is captioned alone before a worker death is taken as "
+        "its doing and recorded as WorkerCrashedError (it also died once in its first, batched delivery).",
+    )
+    mirror_deletions: bool = Field(
+        default=False,
+        description="Turn ObjectRemoved events into tombstones (the stack sets it with notify_on_delete); "
+        "otherwise they are acknowledged and ignored.",
+    )
+    captioner_factory: str | None = Field(
+        default=None,
+        description="'module:function' called with these settings to build the captioner instead of loading "
+        "IMGCAPTION_MODEL: another backend, or a test double.",
+    )

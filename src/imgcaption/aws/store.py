@@ -13,6 +13,18 @@ otherwise by event time), or it is the same event bringing a caption where a fai
 model signature (a failure never replaces a caption of the same event). So a duplicate never rewrites a record
 and an older event never overwrites a newer one.
 Events without any time (S3 Batch Operations) count as happening when the object was read.
+
+Deletions (:meth:`DynamoDBStore.record_removal`) write a *tombstone*: ``status`` ``deleted`` with the removal's
+``sequencer``/``event_time`` (and ``version_id``: the delete marker's, or the deleted version's), no caption. It is
+ordered like any write, so a late creation event never resurrects a deleted object and a late removal never hides a
+newer upload. Readers never see tombstones: :meth:`~DynamoDBStore.outcomes` (export) and
+:meth:`~DynamoDBStore.has_caption` skip them; a raw ``GetItem``/``Scan`` shows them, ``status`` says what they are.
+Deleting a delete marker removes the tombstone, so the object comes back with its next event or a backfill.
+
+Crash isolation (:meth:`DynamoDBStore.begin_attempt`): before an image is captioned alone, ``attempts`` and
+``attempt_event`` (which event they count) are set on its item by a conditional ``UpdateItem`` that only succeeds
+while nothing recorded covers that event, so it never touches a finished outcome. The outcome's ``PutItem`` later
+replaces the whole item, counter included. An item holding only a counter has no ``status`` and is hidden too.
 """
 
 from __future__ import annotations
@@ -37,6 +49,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PARTITION_KEY = "image_id"
+DELETED = "deleted"
+"""``status`` of a tombstone: the object was removed; the item only keeps the removal's order."""
+READABLE_STATUSES = frozenset({"ok", "failed"})
 SEQUENCER_WIDTH = 64
 """S3 sequencers are hex strings of varying length; right-padded with zeros to this width they compare as text.
 
@@ -65,6 +80,14 @@ def supersedes(candidate: S3ObjectRef, current: S3ObjectRef) -> bool:
 
 def _time_or_now(ref: S3ObjectRef) -> str:
     return ref.event_time or "~"  # "~" sorts after every ISO-8601 time
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    """What :meth:`DynamoDBStore.begin_attempt` found: ``finished`` (nothing to do) or the attempt's number."""
+
+    finished: bool
+    number: int = 0
 
 
 @dataclass
@@ -102,11 +125,13 @@ class DynamoDBStore:
         return ref.etag is None or stored_etag is None or stored_etag == ref.etag
 
     def outcomes(self) -> Iterator[Outcome]:
+        """Every caption and failure; tombstones and items holding only an attempt counter are not outcomes."""
         paginator = self.client.get_paginator("scan")
         try:
             for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True):
                 for item in page.get("Items", []):
-                    yield outcome_from_item(item)
+                    if _s(item, "status") in READABLE_STATUSES:
+                        yield outcome_from_item(item)
         except Exception as exc:
             raise _store_error(exc, "scanning the table failed") from exc
 
@@ -121,6 +146,123 @@ class DynamoDBStore:
             raise _store_error(exc, "reading an item failed", uri) from exc
         item: Item | None = response.get("Item")
         return item
+
+    # ------------------------------------------------------------------ crash isolation
+
+    def begin_attempt(self, ref: ImageRef, signature: CaptionSignature) -> AttemptStart:
+        """Count one more attempt at captioning ``ref``'s event, unless an outcome covering it is recorded.
+
+        Two conditional updates: add one to the counter when it counts this event, else start it at 1 (another
+        event's counter, or none yet). When both are refused, the write condition is what refused them: the event
+        (or a newer one) is finished. A concurrent attempt on the same event can refuse both once; hence the loop.
+        """
+        item = _ordering_item(ref, signature)
+        gate = attempt_condition(item)
+        event = {":k": {"S": attempt_event(ref)}, ":one": {"N": "1"}}
+        steps = (
+            ("SET #att = #att + :one", f"#ak = :k AND ({gate})"),
+            ("SET #att = :one, #ak = :k", f"(attribute_not_exists(#ak) OR #ak <> :k) AND ({gate})"),
+        )
+        for _ in range(3):
+            for update, condition in steps:
+                _, names, values = _expression(f"{update} | {condition}", item, event)
+                try:
+                    response = self.client.update_item(
+                        TableName=self.table_name,
+                        Key={PARTITION_KEY: {"S": ref.uri}},
+                        UpdateExpression=update,
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues=values,
+                        ReturnValues="UPDATED_NEW",
+                    )
+                except Exception as exc:
+                    if error_code(exc) == "ConditionalCheckFailedException":
+                        continue
+                    raise _store_error(exc, "counting an attempt failed", ref.uri) from exc
+                return AttemptStart(finished=False, number=int(response["Attributes"]["attempts"]["N"]))
+        return AttemptStart(finished=True)
+
+    def attempts(self, refs: Sequence[ImageRef]) -> dict[str, int]:
+        """How many attempts each ref's event has had so far (0 when none is counted for that event)."""
+        found: dict[str, int] = {}
+        wanted = {ref.uri: attempt_event(ref) for ref in refs}
+        keys = [{PARTITION_KEY: {"S": uri}} for uri in wanted]
+        for start in range(0, len(keys), 100):  # BatchGetItem's limit
+            request: Any = {
+                self.table_name: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "#id, #att, #ak",
+                    "ExpressionAttributeNames": {"#id": PARTITION_KEY, "#att": "attempts", "#ak": "attempt_event"},
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise _store_error(exc, "reading attempt counters failed") from exc
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    uri = _s(item, PARTITION_KEY) or ""
+                    if _s(item, "attempt_event") == wanted.get(uri):
+                        found[uri] = _optional_int(item.get("attempts")) or 0
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    # ------------------------------------------------------------------ deletions
+
+    def record_removal(self, ref: S3ObjectRef) -> bool:
+        """Mirror an ``ObjectRemoved`` event; True when the table changed.
+
+        ``removed == "object"`` (unversioned delete, delete marker): a tombstone, written if the event is newer than
+        what is stored (a missing item too, so a late creation event cannot resurrect the object).
+        ``removed == "version"``: if the item is the tombstone of that very delete marker, the marker is gone and the
+        tombstone is deleted (the object is visible again); if the item describes that version, a tombstone; any
+        other version's deletion leaves the item alone.
+        """
+        tombstone = tombstone_item(ref)
+        newer, _ = _ordering(tombstone)
+        if ref.removed == "version":
+            lifted = self._delete_if(ref, tombstone, f"#st = :deleted AND #v = :v AND ({newer})")
+            return lifted or self._put_if(ref, tombstone, f"#v = :v AND ({newer})")
+        return self._put_if(ref, tombstone, f"attribute_not_exists(#id) OR {newer}")
+
+    def _put_if(self, ref: ImageRef, item: Item, condition: str) -> bool:
+        expression, names, values = _expression(condition, item)
+        return self._conditional(
+            ref,
+            lambda: self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
+    def _delete_if(self, ref: ImageRef, item: Item, condition: str) -> bool:
+        expression, names, values = _expression(condition, item)
+        return self._conditional(
+            ref,
+            lambda: self.client.delete_item(
+                TableName=self.table_name,
+                Key={PARTITION_KEY: {"S": ref.uri}},
+                ConditionExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
+    def _conditional(self, ref: ImageRef, write: Any) -> bool:
+        try:
+            write()
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise _store_error(exc, "mirroring a deletion failed", ref.uri) from exc
+        with self._lock:
+            self.report.written += 1
+        return True
 
     def _put(self, outcome: Outcome) -> None:
         item = item_from_outcome(outcome)
@@ -153,28 +295,65 @@ def _store_error(exc: BaseException, what: str, uri: str | None = None) -> Store
 
 def write_condition(item: Item) -> tuple[str, dict[str, str], dict[str, Any]]:
     """The ``ConditionExpression`` under which ``item`` may replace what is stored (see the module docstring)."""
-    names = {
-        "#id": PARTITION_KEY,
-        "#seq": "sequencer_key",
-        "#t": "event_time",
-        "#st": "status",
-        "#sig": "signature",
-    }
-    values: dict[str, Any] = {":t": item["event_time"], ":ok": {"S": "ok"}, ":sig": item["signature"]}
+    newer, same = _ordering(item)
+    condition = f"attribute_not_exists(#id) OR {newer}"
+    if item["status"]["S"] == "ok":  # the same event may bring a caption where a failure or another model was
+        condition += f" OR (({same}) AND (#st <> :ok OR #sig <> :sig))"
+    return _expression(condition, item)
+
+
+def attempt_condition(item: Item) -> str:
+    """When captioning ``item``'s event may start: nothing recorded covers it yet.
+
+    The write condition of its caption, except that a failure of the same event counts as finished: a recorded
+    :class:`~imgcaption.errors.WorkerCrashedError` must stop the retries, not invite another one.
+    """
+    newer, same = _ordering(item)
+    return f"attribute_not_exists(#id) OR {newer} OR (({same}) AND #st = :ok AND #sig <> :sig)"
+
+
+def _ordering(item: Item) -> tuple[str, str]:
+    """``newer``: the stored item is about an older event than ``item``'s; ``same``: about the same event.
+
+    An item without ordering attributes (only an attempt counter so far) counts as older than any event.
+    """
     if "sequencer_key" in item:
-        values[":s"] = item["sequencer_key"]
         newer = "#seq < :s OR (attribute_not_exists(#seq) AND (attribute_not_exists(#t) OR #t < :t))"
         same = "#seq = :s"
     else:
         newer = "attribute_not_exists(#t) OR #t < :t"
         same = "attribute_not_exists(#seq) AND #t = :t"
-    condition = f"attribute_not_exists(#id) OR {newer}"
-    if item["status"]["S"] == "ok":  # the same event may bring a caption where a failure or another model was
-        condition += f" OR (({same}) AND (#st <> :ok OR #sig <> :sig))"
-    used = set(re.findall(r"[#:]\w+", condition))  # DynamoDB rejects names and values the expression does not use
+    return newer, same
+
+
+_NAMES = {
+    "#id": PARTITION_KEY,
+    "#seq": "sequencer_key",
+    "#t": "event_time",
+    "#st": "status",
+    "#sig": "signature",
+    "#v": "version_id",
+    "#att": "attempts",
+    "#ak": "attempt_event",
+}
+
+
+def _expression(
+    expression: str, item: Item, extra_values: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``expression`` with the names and values it uses (DynamoDB rejects unused ones)."""
+    values: dict[str, Any] = {":t": item["event_time"], ":ok": {"S": "ok"}, ":deleted": {"S": DELETED}}
+    if "signature" in item:
+        values[":sig"] = item["signature"]
+    if "sequencer_key" in item:
+        values[":s"] = item["sequencer_key"]
+    if "version_id" in item:
+        values[":v"] = item["version_id"]
+    values.update(extra_values or {})
+    used = set(re.findall(r"[#:]\w+", expression))
     return (
-        condition,
-        {k: v for k, v in names.items() if k in used},
+        expression,
+        {k: v for k, v in _NAMES.items() if k in used},
         {k: v for k, v in values.items() if k in used},
     )
 
@@ -199,10 +378,7 @@ def item_from_outcome(outcome: Outcome) -> Item:
         "created_at": {"S": result.created_at.isoformat()},
         "event_time": {"S": event_time},
     }
-    if ref.uri.startswith("s3://"):
-        bucket, _, key = ref.uri[len("s3://") :].partition("/")
-        item["bucket"] = {"S": bucket}
-        item["key"] = {"S": key}
+    _put_location(item, ref.uri)
     _put_s(item, "revision", result.revision)
     _put_s(item, "sha256", result.sha256)
     _put_s(item, "version_id", ref.version_id)
@@ -221,6 +397,42 @@ def item_from_outcome(outcome: Outcome) -> Item:
         item["error_type"] = {"S": result.error_type}
         item["message"] = {"S": result.message}
         item["retryable"] = {"BOOL": result.retryable}
+    return item
+
+
+def tombstone_item(ref: S3ObjectRef) -> Item:
+    """The item that stands for a removed object: its identity and the removal's order, no outcome."""
+    from imgcaption.results import utc_now
+
+    now = utc_now()
+    item: Item = {
+        PARTITION_KEY: {"S": ref.uri},
+        "status": {"S": DELETED},
+        "created_at": {"S": now.isoformat()},
+        "event_time": {"S": ref.event_time or normalize_time(now)},
+    }
+    _put_location(item, ref.uri)
+    _put_s(item, "version_id", ref.version_id)
+    if ref.sequencer:
+        item["sequencer"] = {"S": ref.sequencer}
+        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
+    return item
+
+
+def attempt_event(ref: ImageRef) -> str:
+    """Which event an attempt counter counts: the same message delivered again keeps counting, a new event restarts."""
+    event_time = ref.event_time if isinstance(ref, S3ObjectRef) else None
+    return "|".join(part or "" for part in (ref.sequencer, event_time, ref.version_id, ref.etag))
+
+
+def _ordering_item(ref: ImageRef, signature: CaptionSignature) -> Item:
+    """The ordering attributes a caption of ``ref`` by ``signature`` would be written with."""
+    from imgcaption.results import utc_now
+
+    event_time = (ref.event_time if isinstance(ref, S3ObjectRef) else None) or normalize_time(utc_now())
+    item: Item = {"status": {"S": "ok"}, "signature": {"S": signature.key}, "event_time": {"S": event_time}}
+    if ref.sequencer:
+        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
     return item
 
 
@@ -274,6 +486,13 @@ def _generation_map(generation: GenerationOptions) -> dict[str, Any]:
         value = getattr(generation, name)
         values[name] = {"NULL": True} if value is None else {"N": str(value)}
     return values
+
+
+def _put_location(item: Item, uri: str) -> None:
+    if uri.startswith("s3://"):
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        item["bucket"] = {"S": bucket}
+        item["key"] = {"S": key}
 
 
 def _put_s(item: Item, name: str, value: str | None) -> None:
