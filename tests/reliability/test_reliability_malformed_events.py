@@ -6,7 +6,7 @@ it, good ones included, ended in the DLQ.
 The generated bodies come from categories whose outcome is known from the accepted shapes alone (never from asking
 the parser): *rejected* bodies (not JSON, JSON that is not an object, objects of no accepted shape, notifications
 with a required field removed or mistyped, any of these inside an SNS or SQS envelope) must fail; *ignored* bodies
-(``s3:TestEvent``, ``ObjectRemoved`` and ``Object Deleted`` events, an empty notification) must neither fail nor
+(``s3:TestEvent``, an empty notification, restore, tagging and lifecycle events) must neither fail nor
 write an item. Every rejected notification names :data:`BAIT`, an object that exists: a parser that wrongly
 accepted one would caption it, and the table, emptied before each example, would show it.
 
@@ -210,9 +210,9 @@ def _event_file(name: str) -> dict[str, Any]:
     return event
 
 
-def _object_deleted() -> dict[str, Any]:
+def _restore_completed() -> dict[str, Any]:
     event = _event_file("eventbridge_object_created.json")
-    event["detail-type"] = "Object Deleted"
+    event["detail-type"] = "Object Restore Completed"
     event["detail"]["bucket"]["name"] = BUCKET
     event["detail"]["object"]["key"] = BAIT
     return event
@@ -221,9 +221,10 @@ def _object_deleted() -> dict[str, Any]:
 _IGNORED_EVENTS = [
     _event_file("s3_test_event.json"),
     {"Records": []},
-    {"Records": [notification_record(BUCKET, BAIT, event_name="ObjectRemoved:Delete")]},
     {"Records": [notification_record(BUCKET, BAIT, event_name="ObjectRestore:Completed")]},
-    _object_deleted(),
+    {"Records": [notification_record(BUCKET, BAIT, event_name="ObjectTagging:Put")]},
+    {"Records": [notification_record(BUCKET, BAIT, event_name="LifecycleTransition")]},
+    _restore_completed(),
 ]
 ignored = st.recursive(
     st.sampled_from(_IGNORED_EVENTS).map(json.dumps), lambda inner: inner.map(in_sns_envelope), max_leaves=2
