@@ -4,7 +4,7 @@
     >>> captioner = Captioner.from_pretrained("nlpconnect/vit-gpt2-image-captioning")  # or a local directory
     >>> captioner.caption("photo.jpg").text
 
-Importing this package is cheap: torch and transformers load only when a model is loaded.
+Importing this package is cheap: torch and transformers (or ONNX Runtime) load only when a model is loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from imgcaption import errors
+from imgcaption.distribution import installed_version
 from imgcaption.errors import (
     CaptioningError,
     ConfigurationError,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from imgcaption.captioner import Captioner
     from imgcaption.images import LoadedImage, load_image
 
-__version__ = "0.1.0"
+__version__ = installed_version()
 
 __all__ = [
     "Caption",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgcaption.distribution import install_hint
 from imgcaption.errors import ModelLoadError
 from imgcaption.hub import hub_endpoint, hub_reachable
 
@@ -67,6 +68,20 @@ def _image_processor_class() -> Any:
     return getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
 
 
+def _require_torch_runtime(reference: str, modules: tuple[str, ...] = ("torch", "transformers")) -> None:
+    """Fail with the extra to install when a model needs torch (and transformers) and they are missing."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelLoadError(
+            f"{reference} runs on {' and '.join(modules)}, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: {install_hint('torch')} "
+            "(or run an int8 ONNX artifact from `imgcaption optimize` with only the `onnx` extra)",
+            source=reference,
+        )
+
+
 def _configure_torch(threads: int | None) -> None:
     if threads is not None:
         from imgcaption.threads import configure_torch_threads
@@ -99,8 +114,10 @@ def load_model(
                 _local_revision(directory, provenance),
                 threads=threads,
             )
+        is_torch_artifact = bool(provenance.get("format"))  # pre-quantized: torch without transformers
+        _require_torch_runtime(reference, ("torch",) if is_torch_artifact else ("torch", "transformers"))
         _configure_torch(threads)
-        if provenance.get("format"):  # a pre-quantized torch artifact: no transformers needed
+        if is_torch_artifact:
             from imgcaption.artifact import load_artifact
 
             return load_artifact(
@@ -117,6 +134,7 @@ def load_model(
     elif looks_like_path(reference):
         raise ModelLoadError(f"no model directory at {directory}. {_HINT}", source=reference)
     else:
+        _require_torch_runtime(reference)
         _configure_torch(threads)
         provenance = {}
         location = reference

@@ -16,7 +16,7 @@ Both are exported from the fp32 model with torch's TorchScript exporter, quantiz
 quantization (MatMul weights int8 per output channel, activations quantized on the fly, as torch's int8 mode;
 see :func:`quantize_graphs`), then given ONNX Runtime's portable fusions once and saved, so that loading only adds
 the machine-specific ones. Exporting needs torch, transformers, ``onnx`` and ``onnxruntime``
-(``pip install 'imgcaption[onnx]'``); running needs only ``onnxruntime`` and numpy.
+(``pip install 'imgcaption-toolkit[export]'``); running needs only ``onnxruntime`` and numpy.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError
 from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, layer_names
 
@@ -216,7 +217,7 @@ def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str 
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(
-            f"the ONNX backend needs `pip install 'imgcaption[onnx]'` ({exc}); "
+            f"the ONNX export needs `{install_hint('export')}` ({exc}); "
             "or build a torch int8 artifact with `imgcaption optimize --backend torch`"
         ) from exc
     loaded = load_fp32_for_export(source, revision, "ONNX Runtime")

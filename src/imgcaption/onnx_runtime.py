@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError, ModelLoadError
 from imgcaption.lite_io import ImagePreprocessor, TokenDecoder
 from imgcaption.numpy_search import SearchSettings, beam_search, greedy
@@ -148,7 +149,7 @@ def load_onnx_artifact(
         import onnxruntime as ort
     except ImportError as exc:
         raise ModelLoadError(
-            f"{directory} is an ONNX artifact and onnxruntime is not installed: `pip install 'imgcaption[onnx]'`",
+            f"{directory} is an ONNX artifact and onnxruntime is not installed: `{install_hint('onnx')}`",
             source=str(directory),
         ) from exc
     try:

@@ -338,7 +338,7 @@ def test_a_command_whose_module_or_extra_is_missing_explains_itself(
 
     cloudy = runner.invoke(group, ["cloudy"])
     assert cloudy.exit_code == 2
-    assert "pip install 'imgcaption[aws]'" in cloudy.stderr
+    assert "pip install 'imgcaption-toolkit[aws]'" in cloudy.stderr
     assert "not_installed_dependency_xyz" in cloudy.stderr
 
 

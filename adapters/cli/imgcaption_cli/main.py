@@ -11,6 +11,8 @@ from typing import Any, NoReturn
 
 import click
 
+from imgcaption.distribution import install_hint
+
 EXIT_USAGE = 2
 
 
@@ -45,7 +47,7 @@ def _unavailable(name: str, spec: LazyCommand, error: ImportError) -> click.Comm
         reason = f"the `{name}` command is not part of this installation of imgcaption."
     elif spec.extra:
         reason = (
-            f"the `{name}` command needs the `{spec.extra}` extra: pip install 'imgcaption[{spec.extra}]' "
+            f"the `{name}` command needs the `{spec.extra}` extra: {install_hint(spec.extra)} "
             f"({type(error).__name__}: {error})"
         )
     else:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError
 
-INSTALL_HINT = "pip install 'imgcaption[aws]'"
+INSTALL_HINT = install_hint("aws")
 
 
 class MissingDependencyError(ConfigurationError, ImportError):
