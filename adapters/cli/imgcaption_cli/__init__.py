@@ -1,1 +1,1 @@
-"""The ``imgcaption`` command line (``pip install 'imgcaption-toolkit[cli]'``). Entry point: :data:`imgcaption_cli.main.cli`."""
+"""The ``imgcaption`` command line (the ``cli`` extra). Entry point: :data:`imgcaption_cli.main.cli`."""

@@ -1,4 +1,4 @@
-"""``imgcaption backfill`` and ``imgcaption worker``: the AWS path from a shell (``pip install 'imgcaption-toolkit[aws]'``).
+"""``imgcaption backfill`` and ``imgcaption worker``: the AWS path from a shell (the ``aws`` extra).
 
 ``backfill`` queues existing objects as S3-notification-shaped messages; ``worker`` long-polls the queue and runs
 the Lambda handler's own processor, so the whole S3 → SQS → captioner → DynamoDB path runs locally, e.g. against

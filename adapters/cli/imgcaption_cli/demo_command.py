@@ -137,13 +137,10 @@ def demo_dir() -> Path:
 
 
 def example_images(terminal: Terminal) -> list[Path]:
-    """The repository's ``examples/`` photos, or the same pictures regenerated when installed from a wheel."""
-    from imgcaption.local.examples import EXAMPLES, write_example_images
+    """The example photos, painted from their fixed seed: the same files as the repository's ``examples/``, with no
+    path into a checkout, so an installed wheel runs the same demo."""
+    from imgcaption.local.examples import write_example_images
 
-    checkout = Path(__file__).resolve().parents[3] / "examples"
-    bundled = [checkout / name for name in sorted(EXAMPLES)]
-    if all(path.is_file() for path in bundled):
-        return bundled
     target = demo_dir() / "examples"
     terminal.info(f"painting the example photos into {target}")
     return write_example_images(target)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from imgcaption.distribution import install_hint
+from imgcaption.distribution import DISTRIBUTION, install_hint
 
 EXIT_USAGE = 2
 
@@ -110,7 +110,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="imgcaption")
+@click.version_option(package_name=DISTRIBUTION)
 def cli() -> None:
     """Caption images with a local model: folders, globs, S3 buckets.
 

@@ -58,16 +58,20 @@ def quiet_model_libraries() -> None:
 
     Explicit settings win: ``TRANSFORMERS_VERBOSITY=info imgcaption caption ...`` still shows everything.
     """
+    import importlib.util
     import os
 
     if "TRANSFORMERS_VERBOSITY" in os.environ:
         return
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from huggingface_hub.utils import logging as hub_logging
-    from transformers.utils import logging as transformers_logging
+    # Either may be absent: an install with only the ONNX runtime has tokenizers (and so huggingface_hub) at most.
+    if importlib.util.find_spec("huggingface_hub") is not None:
+        from huggingface_hub.utils import logging as hub_logging
 
-    # huggingface_hub's "Retrying in 8s" lines while offline: the resulting error is reported by the command itself.
-    hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        # huggingface_hub's "Retrying in 8s" lines while offline: the command reports the resulting error itself.
+        hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as transformers_logging
 
-    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

@@ -212,11 +212,7 @@ def load_images(paths: Sequence[Path]) -> list[Image.Image]:
 
 
 def default_images() -> list[Path]:
-    """The repository's ``examples/`` pictures (painted, CC0), else freshly painted ones."""
-    root = Path(__file__).resolve().parents[3] / "examples"
-    found = sorted(root.glob("*.jpg")) if root.is_dir() else []
-    if found:
-        return found
+    """The example pictures, painted from their fixed seed (the files in the repository's ``examples/``)."""
     target = Path(tempfile.mkdtemp(prefix="imgcaption-bench-"))
     from imgcaption.local.examples import write_example_images
 
