@@ -51,9 +51,10 @@ def lambda_handler() -> Iterator[HandlerFactory]:
         dynamodb: Any = None,
         store: Any = None,
         batch_size: int = 4,
+        mirror_deletions: bool = False,
     ) -> Any:
         module.init(
-            AwsSettings(table_name=TABLE, batch_size=batch_size),
+            AwsSettings(table_name=TABLE, batch_size=batch_size, mirror_deletions=mirror_deletions),
             s3=s3 or aws.s3,
             dynamodb=dynamodb or aws.dynamodb,
             store=store,

@@ -241,3 +241,93 @@ def test_the_in_batch_rule_is_the_write_condition(
     store.record([Outcome(current, caption("current"))])
     store.record([Outcome(candidate, caption("candidate"))])
     assert (text_of(store) == "candidate") == supersedes(candidate, current)
+
+
+# ----------------------------------------------------------------------------- attempt counter (crash isolation)
+
+SIGNATURE = CaptionSignature.of(caption())
+
+
+def test_attempts_count_per_event_and_are_invisible_to_readers(store: DynamoDBStore) -> None:
+    assert [store.begin_attempt(ref("0A"), SIGNATURE).number for _ in range(3)] == [1, 2, 3]
+    assert store.attempts([ref("0A")]) == {URI: 3}
+    assert store.attempts([ref("0B")]) == {}  # another event: its own count, none yet
+    assert store.begin_attempt(ref("0B"), SIGNATURE).number == 1
+    assert list(store.outcomes()) == []
+    assert not store.has_caption(ref("0A"), SIGNATURE)
+
+
+def test_an_attempt_never_touches_a_finished_outcome_and_the_outcome_replaces_the_counter(
+    store: DynamoDBStore,
+) -> None:
+    store.begin_attempt(ref("0A"), SIGNATURE)
+    store.record([Outcome(ref("0A"), caption("done"))])
+    item = store.get(URI)
+    assert item is not None and "attempts" not in item
+    assert store.begin_attempt(ref("0A"), SIGNATURE).finished  # the same event again: nothing to do
+    assert store.begin_attempt(ref("09"), SIGNATURE).finished  # an older one: nothing to do either
+    assert text_of(store) == "done"
+
+
+def test_a_recorded_failure_of_the_event_stops_the_attempts(store: DynamoDBStore) -> None:
+    """A recorded WorkerCrashedError must end the retries: the failure counts as finished for the attempt gate."""
+    store.record([Outcome(ref("0A"), failure("WorkerCrashedError"))])
+    assert store.begin_attempt(ref("0A"), SIGNATURE).finished
+
+
+def test_a_newer_event_is_attempted_while_the_older_caption_stays_readable(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0A"), caption("old upload"))])
+    assert store.begin_attempt(ref("0B"), SIGNATURE).number == 1
+    assert text_of(store) == "old upload"
+    assert [outcome.result.ok for outcome in store.outcomes()] == [True]
+    store.record([Outcome(ref("0B"), caption("new upload"))])  # the counter does not block the newer outcome
+    assert text_of(store) == "new upload"
+
+
+# ----------------------------------------------------------------------------- deletions (tombstones)
+
+
+def removal(sequencer: str, removed: str = "object", version_id: str | None = None) -> S3ObjectRef:
+    return object_ref(
+        "photos", "holiday 2024/café +1.jpg", sequencer=sequencer, event_time="2024-05-01T10:00:00Z",
+        version_id=version_id, removed=removed,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_a_delete_tombstones_the_caption_and_readers_do_not_see_it(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0A"), caption())])
+    assert store.record_removal(removal("0B"))
+    item = store.get(URI)
+    assert item is not None
+    assert (item["status"]["S"], item["sequencer"]["S"], "caption" in item) == ("deleted", "0B", False)
+    assert list(store.outcomes()) == []
+    assert not store.has_caption(ref("0A"), SIGNATURE)
+
+
+def test_a_late_creation_never_resurrects_and_a_late_delete_never_hides_a_newer_upload(store: DynamoDBStore) -> None:
+    assert store.record_removal(removal("0B"))  # the delete arrives before the creation it follows
+    store.record([Outcome(ref("0A"), caption("resurrected"))])
+    assert list(store.outcomes()) == []
+    store.record([Outcome(ref("0C"), caption("uploaded again"))])
+    assert not store.record_removal(removal("0B"))  # delivered twice, the second copy after the new upload
+    assert text_of(store) == "uploaded again"
+
+
+def test_deleting_a_version_hides_only_that_version_and_deleting_the_marker_lifts_the_tombstone(
+    store: DynamoDBStore,
+) -> None:
+    store.record([Outcome(ref("0A", version_id="v1"), caption("v1"))])
+    assert not store.record_removal(removal("0B", "version", "v0"))  # another (noncurrent) version
+    assert text_of(store) == "v1"
+    assert store.record_removal(removal("0C", "object", "marker"))  # a delete marker hides it
+    assert list(store.outcomes()) == []
+    assert store.record_removal(removal("0D", "version", "marker"))  # the marker deleted: no tombstone left
+    assert store.get(URI) is None
+    store.record([Outcome(ref(None, event_time="2024-04-30T00:00:00Z"), caption("backfill"))])  # LastModified
+    assert text_of(store) == "backfill"
+
+
+def test_deleting_the_captioned_version_tombstones_it(store: DynamoDBStore) -> None:
+    store.record([Outcome(ref("0A", version_id="v1"), caption("v1"))])
+    assert store.record_removal(removal("0B", "version", "v1"))
+    assert list(store.outcomes()) == []
