@@ -13,6 +13,9 @@ from imgcaption_cdk.settings import StackSettings
 from imgcaption_cdk.storage import ImageBucket
 from imgcaption_cdk.table import CaptionTable
 
+# The core setting (AwsSettings.mirror_deletions) that turns ObjectRemoved events into tombstones in the table.
+MIRROR_DELETIONS_ENV = "IMGCAPTION_MIRROR_DELETIONS"
+
 # CDK's singleton behind Bucket.add_event_notification (a Lambda-backed custom resource).
 BUCKET_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 
@@ -52,6 +55,8 @@ class ImgCaptionStack(cdk.Stack):
 
         # wiring and least privilege: each grant names the one resource it is about
         self.images.notify(self.ingest.queue)
+        if settings.notify_on_delete:  # removals reach the function: it mirrors them (the role may DeleteItem)
+            self.captioner.function.add_environment(MIRROR_DELETIONS_ENV, "true")
         self.captioner.consume(self.ingest.queue, settings)
         self.images.grant_read_images(self.captioner.role)
         self.captions.table.grant_read_write_data(self.captioner.role)
