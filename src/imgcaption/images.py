@@ -1,8 +1,10 @@
 """Turn whatever the caller has (path, bytes, file object, PIL image) into an upright RGB image, or a typed error.
 
 The format is detected from the content, never the extension. Caps are checked before work is done: the byte cap
-before the input is read in full, the pixel cap from the header before pixels are decoded. Large JPEGs decode at a
-reduced scale (``draft``) because the model only sees 224×224.
+before the input is read in full, the pixel cap from the header before pixels are decoded. The model only sees
+224×224, so a large image is reduced right after decoding (a JPEG decodes at a reduced DCT scale, ``draft``, to
+begin with): what travels on to batches is at most a few megapixels whatever the original, which keeps the memory
+of a batch bounded by the model's input size rather than by the uploads' dimensions.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import IO, TypeAlias
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from imgcaption.errors import (
     ImageDecodeError,
@@ -38,6 +41,12 @@ ImageInput: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview 
 MODEL_INPUT_SIZE = 224
 DRAFT_SIZE = 2 * MODEL_INPUT_SIZE
 """JPEGs decode at the smallest DCT scale still at least this big: 8× less work for a 12 MP photo, same caption."""
+MAX_SHORT_SIDE = 4 * MODEL_INPUT_SIZE
+"""Decoded images are reduced until their short side is at most this (896 px). A JPEG draft is already below it
+(its short side is under 2 × DRAFT_SIZE), so the captions of JPEG photos do not change."""
+MAX_REDUCED_PIXELS = 4 * MAX_SHORT_SIDE**2
+"""...and until they hold at most this many pixels (3.2 MP, under 10 MB as RGB): bounds panoramas too, whose short
+side alone would let a 100 MP strip through at 20 MP."""
 
 _HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
@@ -155,7 +164,9 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
         opened.load()
         orientation = _orientation(opened, source)
         width, height = _oriented_size(stored_size, orientation)
-        rgb = to_rgb(_upright(opened, orientation, source))
+        rgb = to_rgb(upright(reduce_for_model(opened), orientation))
+        if rgb is opened:  # a plain copy: the opened file object would keep the source bytes alive in the batch
+            rgb = opened.copy()
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -176,17 +187,19 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
 
 
 def _from_pil(image: Image.Image, source: str, max_pixels: int) -> LoadedImage:
+    """The caller already holds the full frame: the digest is of its upright RGB pixels, then it is reduced."""
     _check_pixels(image.size, source, max_pixels)
     try:
         image.load()  # a lazily opened image decodes here, so its decode errors are not taken for EXIF ones
         orientation = _orientation(image, source)
         width, height = _oriented_size(image.size, orientation)
-        rgb = to_rgb(_upright(image, orientation, source))
+        full = to_rgb(upright(image, orientation))
+        digest = hashlib.sha256(f"{full.mode}{full.size}".encode() + full.tobytes()).hexdigest()
+        rgb = reduce_for_model(full)
     except ImageError:
         raise
     except Exception as exc:
         raise ImageDecodeError(f"cannot use this PIL image: {exc}", source=source) from exc
-    digest = hashlib.sha256(f"{rgb.mode}{rgb.size}".encode() + rgb.tobytes()).hexdigest()
     return LoadedImage(rgb, source, width, height, digest, image.format, None)
 
 
@@ -215,16 +228,57 @@ def _oriented_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _upright(image: Image.Image, orientation: int, source: str) -> Image.Image:
-    """Apply the EXIF orientation (1–8) so the model sees what a person sees."""
-    if orientation == 1:
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""What each EXIF orientation takes to stand the image upright (the table of ``ImageOps.exif_transpose``)."""
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation (1–8) so the model sees what a person sees.
+
+    Takes the orientation rather than reading it, so it can be applied after :func:`reduce_for_model`, to the small
+    image, whose EXIF may not have survived the resampling.
+    """
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def reduced_size(width: int, height: int) -> tuple[int, int]:
+    """The size :func:`reduce_for_model` gives a ``width``×``height`` image: the same aspect, short side at most
+    :data:`MAX_SHORT_SIDE`, at most :data:`MAX_REDUCED_PIXELS`; an image already within both is unchanged."""
+    scale = min(1.0, MAX_SHORT_SIDE / min(width, height), math.sqrt(MAX_REDUCED_PIXELS / (width * height)))
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+_POINT_SAMPLED_MODES = {"1": "L", "P": "RGB", "PA": "RGBA"}
+"""Modes Pillow only resizes by nearest neighbour, and what to resample them as instead."""
+
+
+def reduce_for_model(image: Image.Image) -> Image.Image:
+    """A decoded image scaled down to :func:`reduced_size` (Lanczos, after an integer ``reduce()`` step)."""
+    target = reduced_size(*image.size)
+    if target == image.size:
         return image
-    try:
-        transposed = ImageOps.exif_transpose(image)
-    except Exception as exc:
-        logger.warning("%s: EXIF orientation could not be applied, captioning as stored: %s", source, exc)
-        return image
-    return transposed if transposed is not None else image
+    if "transparency" in image.info and image.mode in ("L", "RGB", "P"):
+        image = image.convert("LA" if image.mode == "L" else "RGBA")  # a colour key would blur into its neighbours
+    elif image.mode in _POINT_SAMPLED_MODES:
+        image = image.convert(_POINT_SAMPLED_MODES[image.mode])
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        # Area averaging cannot overshoot, so the tones keep the range to_rgb scales them by (Lanczos would not);
+        # and Pillow's reduce() step has no 16-bit modes.
+        return image.resize(target, Image.Resampling.BOX)
+    # reducing_gap: shrink by a whole factor first (cheap box filter), then resample the last <3× with Lanczos;
+    # Pillow documents the result as indistinguishable from Lanczos all the way. Alpha is resampled premultiplied.
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -9,7 +9,9 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from cdk_synth import Synth
 
 from imgcaption_cdk import defaults
+from imgcaption_cdk.environment import max_pixels, max_pixels_for_memory
 from imgcaption_cdk.function import ASSET_EXCLUDES
+from imgcaption_cdk.settings import StackSettings
 
 pytestmark = pytest.mark.infra
 
@@ -84,7 +86,7 @@ def test_environment_is_exactly_the_contract_with_the_core_settings(default: Syn
         "IMGCAPTION_NUM_BEAMS": "4",
         "IMGCAPTION_MAX_LENGTH": "16",
         "IMGCAPTION_MAX_BYTES": str(50 * 1024 * 1024),
-        "IMGCAPTION_MAX_PIXELS": "100000000",
+        "IMGCAPTION_MAX_PIXELS": "58000000",  # what 1,769 MB affords beside the int8 model
         "IMGCAPTION_LOCAL_FILES_ONLY": "true",
         "IMGCAPTION_THREADS": "1",
         "IMGCAPTION_BATCH_SIZE": "10",
@@ -92,6 +94,29 @@ def test_environment_is_exactly_the_contract_with_the_core_settings(default: Syn
         "POWERTOOLS_SERVICE_NAME": "imgcaption",
         "POWERTOOLS_METRICS_NAMESPACE": "imgcaption",
     }
+
+
+def test_the_pixel_cap_follows_from_the_memory_beside_the_model(default: Synth, custom: Synth) -> None:
+    """(memory − the model's peak RSS − 256 MB for the batch) / 17 B per pixel, the worst measured decode (WebP)."""
+    # 1769 MB, int8: (1769 − 561 − 256) MiB / 17 B = 58.7 MP → 58 MP
+    assert function_props(default)["Environment"]["Variables"]["IMGCAPTION_MAX_PIXELS"] == "58000000"
+    # 4096 MB, fp32: (4096 − 1354 − 256) MiB / 17 B = 153 MP → the 100 MP ceiling
+    assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_MAX_PIXELS"] == "100000000"
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "precision", "megapixels"),
+    [(1024, "int8", 12), (2048, "int8", 75), (3008, "int8", 100), (1769, "fp32", 9), (128, "int8", 1)],
+)
+def test_the_memory_rule_scales_with_memory_and_model_and_never_reaches_zero(
+    memory_mb: int, precision: defaults.Precision, megapixels: int
+) -> None:
+    assert max_pixels_for_memory(memory_mb, precision) == megapixels * 1_000_000
+
+
+def test_a_pixel_cap_set_in_the_context_wins_over_the_memory_rule() -> None:
+    assert max_pixels(StackSettings(max_pixels=20_000_000)) == 20_000_000
+    assert max_pixels(StackSettings()) == max_pixels_for_memory(defaults.MEMORY_MB, defaults.PRECISION)
 
 
 def test_threads_follow_the_whole_vcpus_the_memory_buys(custom: Synth) -> None:

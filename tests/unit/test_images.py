@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, features
+from PIL import Image, ImageFile, features
 
 from imagefactory import animated, encode, png_claiming_size, upright_pattern, with_orientation
 from imgcaption import errors
-from imgcaption.images import load_image
+from imgcaption.images import MAX_REDUCED_PIXELS, MAX_SHORT_SIDE, load_image, reduced_size
 from imgcaption.testing.corpus import corpus_file
 
 
@@ -138,6 +138,111 @@ def test_large_jpegs_decode_at_reduced_scale_but_report_their_real_size() -> Non
     assert (loaded.width, loaded.height) == (4000, 3000)
     assert max(loaded.image.size) <= 1000
     assert min(loaded.image.size) >= 448
+
+
+# ------------------------------------------------------------------ reduced to what the model needs
+
+
+def halves(mode: str, size: tuple[int, int] = (2400, 1800)) -> Image.Image:
+    """Left half opaque black; right half white, or, where the mode has transparency, fully transparent red."""
+    width, height = size
+    if mode == "P+transparency":  # palette index 1 (red) is the transparent one
+        palette = Image.new("P", size, 1)
+        palette.putpalette([0, 0, 0, 255, 0, 0])
+        palette.paste(0, (0, 0, width // 2, height))
+        return palette
+    if mode in ("I;16", "F"):
+        levels = np.zeros((height, width), dtype=np.uint16 if mode == "I;16" else np.float32)
+        levels[:, width // 2 :] = 65535
+        return Image.fromarray(levels)
+    transparent = mode in ("LA", "RGBA", "PA")
+    image = Image.new("RGBA", size, (255, 0, 0, 0) if transparent else (255, 255, 255, 255))
+    image.paste((0, 0, 0, 255), (0, 0, width // 2, height))
+    return image.convert(mode) if transparent else image.convert("RGB").convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("1", "PNG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("P+transparency", "PNG"), ("RGB", "PNG"),
+     ("RGBA", "PNG"), ("I;16", "PNG"), ("F", "TIFF"), ("CMYK", "TIFF"), ("RGB", "WEBP")],
+)  # fmt: skip
+def test_a_large_image_of_any_mode_is_reduced_to_what_the_model_needs_and_reports_its_real_size(
+    mode: str, fmt: str
+) -> None:
+    """Catches the reduction missing for a mode (size), transparency lost on the way (red instead of white), tones
+    overshooting their range (a float image's black turns grey) and a mode Pillow's ``reduce()`` refuses (16-bit)."""
+    params = {"transparency": 1} if mode == "P+transparency" else {"lossless": True} if fmt == "WEBP" else {}
+    loaded = load_image(encode(halves(mode), fmt, **params))
+    assert (loaded.width, loaded.height) == (2400, 1800)
+    assert loaded.image.mode == "RGB"
+    assert loaded.image.size == reduced_size(2400, 1800) == (1195, 896)
+    left, right = pixels(loaded.image)[448, 100], pixels(loaded.image)[448, 1100]
+    assert left.max() < 16, left  # black stays black
+    assert right.min() > 239, right  # white, or transparent composited on white, stays white
+
+
+def test_a_colour_key_is_made_transparent_before_resampling_so_it_does_not_fringe() -> None:
+    keyed = halves("RGB")
+    keyed.paste((255, 0, 0), (1200, 0, 2400, 1800))  # the right half is the transparent colour
+    loaded = load_image(encode(keyed, "PNG", transparency=(255, 0, 0)))
+    rgb = pixels(loaded.image)
+    assert not ((rgb[..., 0] - rgb[..., 1]) > 24).any(), "red fringe: the key colour was blended before it was keyed"
+    assert rgb[:, -1].min() > 239
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P"])
+def test_fine_detail_is_averaged_in_the_reduction_not_point_sampled(mode: str) -> None:
+    """Catches Pillow's nearest-neighbour resize of bilevel and palette images: stripes must turn grey."""
+    stripes = np.zeros((1800, 2400), dtype=np.uint8)
+    stripes[:, ::2] = 255
+    source = Image.fromarray(stripes).convert("RGB").convert(mode) if mode != "1" else Image.fromarray(stripes > 0)
+    rgb = pixels(load_image(encode(source, "PNG")).image)
+    assert rgb.min() > 64 and rgb.max() < 192, (rgb.min(), rgb.max())
+
+
+@pytest.mark.parametrize(
+    ("size", "reduced"),
+    [
+        ((896, 1195), (896, 1195)),  # short side at the limit: untouched
+        ((897, 1195), (896, 1194)),
+        ((7000, 7000), (896, 896)),  # a 49 MP square
+        ((20_000, 20), (20_000, 20)),  # a thin strip holds few pixels: untouched
+        ((50_000, 2000), (8960, 358)),  # a panorama: bounded by the pixel budget, not its short side
+        ((64, 40), (64, 40)),
+    ],
+)
+def test_reduction_keeps_the_aspect_and_bounds_the_short_side_and_the_pixel_count(
+    size: tuple[int, int], reduced: tuple[int, int]
+) -> None:
+    assert reduced_size(*size) == reduced
+    assert min(reduced) <= MAX_SHORT_SIDE
+    assert reduced[0] * reduced[1] <= max(MAX_REDUCED_PIXELS, size[0] * size[1] if reduced == size else 0)
+
+
+def test_exif_orientation_is_applied_to_a_reduced_image() -> None:
+    upright = upright_pattern(2400, 1600)
+    loaded = load_image(with_orientation(upright, 6))
+    assert (loaded.width, loaded.height) == (2400, 1600)
+    assert loaded.image.size == reduced_size(2400, 1600)
+    expected = upright.resize(loaded.image.size, Image.Resampling.LANCZOS)
+    assert np.abs(pixels(loaded.image) - pixels(expected)).mean() < 2
+
+
+def test_the_loaded_image_holds_its_pixels_not_the_file_it_came_from() -> None:
+    """An opened image keeps its file object, and with it the source bytes, alive for as long as the batch lives."""
+    loaded = load_image(encode(upright_pattern(), "PNG"))
+    assert not isinstance(loaded.image, ImageFile.ImageFile)
+    assert np.array_equal(pixels(loaded.image), pixels(upright_pattern()))
+
+
+def test_a_large_pil_image_is_reduced_but_its_digest_is_of_every_original_pixel() -> None:
+    big = Image.new("RGB", (3000, 2000), (30, 120, 200))
+    nudged = big.copy()
+    nudged.putpixel((1501, 1001), (31, 120, 200))  # lost in the reduction, not in the digest
+    loaded, other = load_image(big), load_image(nudged)
+    assert loaded.image.size == other.image.size == reduced_size(3000, 2000)
+    assert (loaded.width, loaded.height) == (3000, 2000)
+    assert loaded.sha256 != other.sha256
 
 
 def test_all_input_kinds_give_the_same_image(tmp_path: Path) -> None:

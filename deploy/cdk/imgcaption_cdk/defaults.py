@@ -40,7 +40,16 @@ VISIBILITY_TIMEOUT_FACTOR: Final = 6  # AWS guidance: visibility timeout >= 6x t
 NUM_BEAMS: Final = 4
 MAX_LENGTH: Final = 16
 MAX_BYTES: Final = 50 * 1024 * 1024
-MAX_PIXELS: Final = 100_000_000
+MAX_PIXELS: Final = 100_000_000  # the ceiling: unless max_pixels is set, the function's cap follows from its memory
+
+# --- the pixel cap the memory affords (environment.max_pixels_for_memory; figures: docs/RELIABILITY.md, Memory) ---
+# One image is decoded at a time, then reduced to at most 3.2 MP; its transient peak per declared pixel was measured
+# from 1.1 B (grayscale PNG) through 5 (RGB PNG), 9-10 (RGBA, palette with transparency) to 16.6 B (WebP, which
+# libwebp and Pillow each hold a copy of). JPEGs decode at a reduced DCT scale and cost far less.
+DECODE_BYTES_PER_PIXEL: Final = 17
+MODEL_PEAK_RSS_MB: Final[dict[Precision, int]] = {"int8": 561, "fp32": 1354, "bf16": 1354}  # BENCHMARKS.md, cold
+# start peak RSS: int8 runs ONNX Runtime; bf16 loads the fp32 torch stage (not measured on its own)
+BATCH_HEADROOM_MB: Final = 256  # a batch of ten reduced images at their largest (128 MB) and the source bytes read
 
 # --- bucket notifications ------------------------------------------------------------------------------------
 WATCH_PREFIX: Final = "uploads/"

@@ -31,6 +31,24 @@ def threads_for_memory(memory_mb: int) -> int:
     return max(1, memory_mb // defaults.MB_PER_VCPU)
 
 
+def max_pixels_for_memory(memory_mb: int, precision: defaults.Precision) -> int:
+    """The pixel cap the function's memory affords: what is left beside the model's peak and a batch's headroom,
+    divided by the worst measured decode cost per pixel; whole megapixels, at least 1, at most the 100 MP ceiling.
+
+    1,769 MB with int8 (the default) affords 58 MP; 4,096 MB with fp32 affords 153 MP, so gets the ceiling.
+    """
+    spare_bytes = (memory_mb - defaults.MODEL_PEAK_RSS_MB[precision] - defaults.BATCH_HEADROOM_MB) * 2**20
+    megapixels = spare_bytes // defaults.DECODE_BYTES_PER_PIXEL // 1_000_000
+    return min(defaults.MAX_PIXELS, max(1, megapixels) * 1_000_000)
+
+
+def max_pixels(settings: StackSettings) -> int:
+    """``max_pixels`` when the deployment sets it, otherwise what the memory affords."""
+    if "max_pixels" in settings.model_fields_set:
+        return settings.max_pixels
+    return max_pixels_for_memory(settings.memory_mb, settings.precision)
+
+
 def function_environment(settings: StackSettings, table_name: str) -> dict[str, str]:
     """Environment of the captioning function: the model is read from the image, never from the hub."""
     return {
@@ -40,7 +58,7 @@ def function_environment(settings: StackSettings, table_name: str) -> dict[str, 
         NUM_BEAMS: str(settings.num_beams),
         MAX_LENGTH: str(settings.max_length),
         MAX_BYTES: str(settings.max_bytes),
-        MAX_PIXELS: str(settings.max_pixels),
+        MAX_PIXELS: str(max_pixels(settings)),
         LOCAL_FILES_ONLY: "true",
         THREADS: str(threads_for_memory(settings.memory_mb)),
         BATCH_SIZE: str(settings.batch_size),  # one SQS batch is one inference batch

@@ -53,6 +53,22 @@ def _png_with_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def cheap_large_png(width: int, height: int, top: tuple[int, int, int], bottom: tuple[int, int, int]) -> bytes:
+    """An RGB PNG of ``width``×``height`` (``top`` colour above ``bottom``) a few hundred KB big: cheap to send,
+    expensive to decode. Written row by row, so making a 49-megapixel one never holds its pixels in memory.
+    """
+    compressor = zlib.compressobj(9)
+    parts = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))]
+    stream = bytearray()
+    for colour, rows in ((top, height // 2), (bottom, height - height // 2)):
+        row = b"\x00" + bytes(colour) * width  # filter type 0, then the pixels
+        for _ in range(rows):
+            stream += compressor.compress(row)
+    stream += compressor.flush()
+    parts += [_png_chunk(b"IDAT", bytes(stream)), _png_chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
 def _with_orientation(orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
