@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from reliability_support import BUCKET, Aws, FakeCaptioner, FakeContext, body, failed_ids, png, sqs_event
 
 from imgcaption.aws.clients import MAX_ATTEMPTS
@@ -29,6 +30,8 @@ from imgcaption.aws.worker import SqsWorker
 THROTTLED = (400, "ProvisionedThroughputExceededException")
 SLOW_DOWN = (503, "SlowDown")
 INTERNAL_ERROR = (500, "InternalError")
+ACCESS_DENIED = (403, "AccessDenied")
+ARCHIVED = (403, "InvalidObjectState")
 
 
 class _Raw:
@@ -61,11 +64,44 @@ class Fault:
         else:
             payload = f"<?xml version='1.0'?><Error><Code>{self.code}</Code><Message>try later</Message></Error>"
             headers = {"Content-Type": "application/xml"}
-        return AWSResponse(request.url, self.status, headers, _Raw(payload.encode()))
+        return AWSResponse(request.url, self.status, HTTPHeaders.from_dict(headers), _Raw(payload.encode()))
 
     def clear(self) -> None:
         with self._lock:
             self.times = self.injected
+
+
+@dataclass
+class NetworkFault:
+    """Raises a connection error or read timeout for the next ``times`` matching requests, as urllib3 would.
+
+    botocore's endpoint turns these into its own retries (they are ``HTTPClientError`` subclasses).
+    """
+
+    error: Callable[[str], Exception]
+    times: int
+    matches: Callable[[AWSPreparedRequest], bool] = lambda request: True
+    injected: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: AWSPreparedRequest, **_: Any) -> None:
+        with self._lock:
+            if self.injected >= self.times or not self.matches(request):
+                return
+            self.injected += 1
+        raise self.error(request.url)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.times = self.injected
+
+
+def connection_refused(url: str) -> Exception:
+    return EndpointConnectionError(endpoint_url=url)
+
+
+def read_timeout(url: str) -> Exception:
+    return ReadTimeoutError(endpoint_url=url, error="read timed out")
 
 
 def _is_dynamodb(request: AWSPreparedRequest) -> bool:
@@ -73,7 +109,7 @@ def _is_dynamodb(request: AWSPreparedRequest) -> bool:
     return (target.decode() if isinstance(target, bytes) else target).startswith("DynamoDB_")
 
 
-def inject(client: Any, operation: str, fault: Fault) -> Fault:
+def inject(client: Any, operation: str, fault: Any) -> Any:
     service = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register_first(f"before-send.{service}.{operation}", fault)
     return fault
@@ -84,7 +120,8 @@ def for_key(key: str) -> Callable[[AWSPreparedRequest], bool]:
 
     def matches(request: AWSPreparedRequest) -> bool:
         if _is_dynamodb(request):
-            item = json.loads(request.body or b"{}").get("Item", {})
+            body = request.body if isinstance(request.body, str | bytes) else b"{}"
+            item = json.loads(body or b"{}").get("Item", {})
             return bool(item.get("image_id") == {"S": f"s3://{BUCKET}/{key}"})
         return request.url.split("?")[0].endswith("/" + quote(key))
 
@@ -216,3 +253,68 @@ def test_only_what_can_never_succeed_reaches_the_dead_letter_queue(aws: Aws, sle
     assert items[f"s3://{BUCKET}/corrupt.jpg"]["error_type"] == "ImageDecodeError"
     assert aws.drain(dlq_url) == ["this is not an S3 event"]
     assert aws.drain(queue_url) == []
+
+
+# ----------------------------------------------------------------------------- the network itself
+
+
+@pytest.mark.parametrize("operation", ["GetObject", "PutItem"])
+@pytest.mark.parametrize("error", [connection_refused, read_timeout], ids=["connection-refused", "read-timeout"])
+def test_connection_errors_and_read_timeouts_are_retried_then_handed_back_with_nothing_recorded(
+    aws: Aws, lambda_handler: Any, sleeps: RecordedSleeps, operation: str, error: Callable[[str], Exception]
+) -> None:
+    """No HTTP response at all: botocore retries (standard mode), then the message comes back; a redelivery after
+    the network recovers records the caption."""
+    client = aws.dynamodb if operation == "PutItem" else aws.s3
+    fault = inject(client, operation, NetworkFault(error, times=10**6, matches=for_key("hot.png")))
+    handler = lambda_handler(aws, batch_size=1)
+    messages = uploads(aws, "cool.png", "hot.png")
+
+    response = handler(sqs_event(*messages), FakeContext())
+
+    assert failed_ids(response) == ["message-1"]
+    assert fault.injected == MAX_ATTEMPTS
+    assert sorted(aws.items()) == [f"s3://{BUCKET}/cool.png"]
+    fault.clear()
+    assert failed_ids(handler(sqs_event(messages[1]), FakeContext())) == []
+    assert aws.items()[f"s3://{BUCKET}/hot.png"]["status"] == "ok"
+
+
+# ----------------------------------------------------------------------------- answers that are not faults
+
+
+def test_access_denied_on_the_object_is_handed_back_so_a_policy_fix_finishes_the_job(
+    aws: Aws, lambda_handler: Any, sleeps: RecordedSleeps
+) -> None:
+    """403 AccessDenied is not retried by botocore (it is not transient), but it is usually a missing grant that a
+    deploy fixes: the message is a batch item failure, nothing is recorded, and the redelivery after the fix works."""
+    denied = inject(aws.s3, "GetObject", Fault(*ACCESS_DENIED, times=10**6, matches=for_key("locked.png")))
+    handler = lambda_handler(aws)
+    messages = uploads(aws, "open.png", "locked.png")
+
+    response = handler(sqs_event(*messages), FakeContext())
+
+    assert failed_ids(response) == ["message-1"]
+    assert denied.injected == 1  # no botocore retry: only the queue retries it
+    assert sorted(aws.items()) == [f"s3://{BUCKET}/open.png"]
+    denied.clear()  # the policy is fixed
+    assert failed_ids(handler(sqs_event(messages[1]), FakeContext())) == []
+    assert aws.items()[f"s3://{BUCKET}/locked.png"]["status"] == "ok"
+
+
+def test_an_archived_object_is_a_recorded_failure_not_a_retry(
+    aws: Aws, lambda_handler: Any, sleeps: RecordedSleeps
+) -> None:
+    """403 InvalidObjectState (Glacier, Deep Archive): no redelivery can read it until someone restores it, so it is
+    recorded once as a non-retryable ``SourceError`` and its message is done."""
+    archived = inject(aws.s3, "GetObject", Fault(*ARCHIVED, times=10**6, matches=for_key("cold.png")))
+    handler = lambda_handler(aws)
+
+    response = handler(sqs_event(*uploads(aws, "warm.png", "cold.png")), FakeContext())
+
+    assert failed_ids(response) == []
+    assert archived.injected == 1
+    item = aws.items()[f"s3://{BUCKET}/cold.png"]
+    assert (item["status"], item["error_type"], item["retryable"]) == ("failed", "SourceError", False)
+    assert "restore" in item["message"]
+    assert aws.items()[f"s3://{BUCKET}/warm.png"]["status"] == "ok"
