@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import IO, TypeAlias
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
+from imgcaption.distribution import install_hint
 from imgcaption.errors import (
     ImageDecodeError,
     ImageError,
@@ -30,6 +31,7 @@ from imgcaption.errors import (
     SourceError,
     UnsupportedImageError,
 )
+from imgcaption.isobmff import is_complete_image_file
 from imgcaption.png_checks import first_critical_chunk_with_bad_crc
 from imgcaption.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
@@ -51,8 +53,15 @@ side alone would let a 100 MP strip through at 20 MP."""
 _HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
+_OPTIONAL_DECODERS = {
+    "HEIF": f"HEIC/HEIF needs pillow-heif ({install_hint('heif')})",
+    "AVIF": "this Pillow was built without AVIF (the wheels on PyPI since Pillow 11.2 have it)",
+}
+"""Formats whose decoder may be missing from an install, and what to do about it."""
+
+
 def _register_optional_plugins() -> None:
-    """HEIC/HEIF when ``pillow-heif`` is installed (``pip install imgcaption[heif]``); AVIF is built into Pillow."""
+    """HEIC/HEIF when ``pillow-heif`` is installed (the ``heif`` extra); AVIF is built into Pillow's wheels."""
     try:
         from pillow_heif import register_heif_opener
     except ImportError:
@@ -61,6 +70,13 @@ def _register_optional_plugins() -> None:
 
 
 _register_optional_plugins()
+
+
+def _can_decode(image_format: str) -> bool:
+    """Whether Pillow has a decoder for the format now (asked at decode time: plugins register at run time)."""
+    if image_format == "AVIF":
+        return bool(features.check("avif"))
+    return image_format in Image.OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +190,10 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageTooLargeError(f"decompression bomb refused, exceeds the pixel cap: {exc}", source=source) from exc
     except UnidentifiedImageError as exc:
         claimed = image_format_from_magic(data[:16])
+        if claimed in _OPTIONAL_DECODERS and not _can_decode(claimed) and is_complete_image_file(data):
+            raise UnsupportedImageError(
+                f"a {claimed} image, which this install cannot decode: {_OPTIONAL_DECODERS[claimed]}", source=source
+            ) from exc
         if claimed is not None:  # it says it is an image, so it is a damaged one rather than something else
             raise ImageDecodeError(f"corrupt {claimed} that cannot be decoded: {exc}", source=source) from exc
         raise UnsupportedImageError(

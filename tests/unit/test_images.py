@@ -15,6 +15,7 @@ from PIL import Image, ImageFile, features
 
 from imagefactory import animated, encode, png_claiming_size, upright_pattern, with_orientation
 from imgcaption import errors
+from imgcaption.distribution import install_hint
 from imgcaption.images import MAX_REDUCED_PIXELS, MAX_SHORT_SIDE, load_image, reduced_size
 from imgcaption.testing.corpus import corpus_file
 
@@ -75,6 +76,50 @@ def test_heic_decodes_when_pillow_heif_is_installed() -> None:
     loaded = load_image(encode(upright_pattern(), "HEIF"))
     assert loaded.format in {"HEIF", "HEIC"}
     assert loaded.image.mode == "RGB"
+
+
+@pytest.fixture
+def heic() -> bytes:
+    """A real HEIC (pillow-heif encodes it; the tests that need it absent take it away from the loader after)."""
+    pytest.importorskip("pillow_heif")
+    return encode(upright_pattern(), "HEIF", quality=90)
+
+
+def take_away_the_heif_opener(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the loader what it is where pillow-heif is not installed: Pillow has no HEIF opener."""
+    monkeypatch.delitem(Image.OPEN, "HEIF", raising=False)
+    monkeypatch.setattr(Image, "ID", [name for name in Image.ID if name != "HEIF"])
+
+
+@pytest.fixture
+def without_pillow_heif(monkeypatch: pytest.MonkeyPatch) -> None:
+    take_away_the_heif_opener(monkeypatch)
+
+
+def test_a_valid_heic_without_pillow_heif_is_unsupported_and_names_the_extra_to_install(
+    heic: bytes, without_pillow_heif: None
+) -> None:
+    with pytest.raises(errors.UnsupportedImageError) as raised:
+        load_image(heic, source="phone/IMG_0001.HEIC")
+    assert raised.value.source == "phone/IMG_0001.HEIC"
+    assert install_hint("heif") in str(raised.value)
+    assert raised.value.retryable is False
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "box sizes zeroed", "only the ftyp box"])
+def test_a_damaged_heic_is_a_decode_error_with_or_without_pillow_heif(
+    heic: bytes, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    damaged = {
+        "cut in half": heic[: len(heic) // 2],
+        "box sizes zeroed": heic[:24] + b"\x00" * (len(heic) - 24),
+        "only the ftyp box": heic[: int.from_bytes(heic[:4], "big")],
+    }[damage]
+    with pytest.raises(errors.ImageDecodeError, match="HEIF"):
+        load_image(damaged, source="phone/IMG_0002.HEIC")
+    take_away_the_heif_opener(monkeypatch)
+    with pytest.raises(errors.ImageDecodeError, match="corrupt HEIF"):
+        load_image(damaged, source="phone/IMG_0002.HEIC")
 
 
 def test_format_comes_from_content_not_from_the_file_name(tmp_path: Path) -> None:

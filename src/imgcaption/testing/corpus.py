@@ -137,6 +137,16 @@ def _flip_bytes(data: bytes, start: int, count: int) -> bytes:
     return data[:start] + bytes(byte ^ 0x55 for byte in data[start : start + count]) + data[start + count :]
 
 
+def _heic() -> bytes | None:
+    """A HEIC photo, or None where pillow-heif (the ``heif`` extra) is not installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return None
+    register_heif_opener()
+    return _encode(_photo(), "HEIF", quality=80)
+
+
 def _multipage_tiff() -> bytes:
     pages = [_photo(seed=i) for i in range(3)]
     return _encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
@@ -264,6 +274,12 @@ def write_corpus(directory: str | os.PathLike[str]) -> list[CorpusEntry]:
     for name, expect, why, make in _FILES:
         (root / name).write_bytes(make())
         entries.append(CorpusEntry(name, expect, why))
+    heic = _heic()
+    if heic is not None:  # a real HEIC needs pillow-heif to be made; the loader has the same plugin to read it
+        (root / "photo.heic").write_bytes(heic)
+        entries.append(CorpusEntry("photo.heic", "ok", "an iPhone-style HEIC"))
+        (root / "truncated.heic").write_bytes(heic[: len(heic) // 2])
+        entries.append(CorpusEntry("truncated.heic", "ImageDecodeError", "a HEIC cut in half"))
     fifo = root / "fifo.jpg"
     if hasattr(os, "mkfifo") and not fifo.exists():
         os.mkfifo(fifo)  # reading it would block forever: must be refused, not read
