@@ -37,9 +37,9 @@ from typing import Any
 
 from PIL import Image
 
+from imgcaption.backends.base import LoadedModel
 from imgcaption.captioner import Captioner
 from imgcaption.generation import GenerationOptions
-from imgcaption.model_loading import LoadedModel
 
 TABLE = "captions"
 BUCKET = "uploads"

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     Tensor = torch.Tensor | np.ndarray
 
-    from imgcaption.model_loading import LoadedModel
+    from imgcaption.backends.base import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Captioner:
         self.model_id = loaded.model_id
         self.revision = loaded.revision
         if precision is None:  # the model's own: int8 for an `imgcaption optimize` artifact, else fp32
-            from imgcaption.precision import loaded_precision
+            from imgcaption.backends.registry import loaded_precision
 
             precision = loaded_precision(loaded)
         self.precision: Precision = precision
@@ -106,9 +106,8 @@ class Captioner:
         Arguments left as ``None`` come from :class:`~imgcaption.settings.Settings` (``IMGCAPTION_*``). A precision
         set nowhere is the model's own: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``.
         """
-        from imgcaption.model_loading import load_model
-        from imgcaption.precision import loaded_precision
-        from imgcaption.threads import available_cpus
+        from imgcaption.backends.registry import load_model, loaded_precision
+        from imgcaption.backends.threads import available_cpus
 
         settings = settings or Settings()
         reference = model or settings.model
@@ -265,7 +264,7 @@ class Captioner:
         if generate_token_ids is not None:  # the ONNX Runtime backend: no torch in this process
             ids: np.ndarray = generate_token_ids(pixel_values, generation)
             return ids
-        from imgcaption.decoding import decode
+        from imgcaption.backends.vitgpt2_exact import decode
 
         return decode(self._model, cast("torch.Tensor", pixel_values), generation)
 
@@ -314,7 +313,7 @@ def _error_from_failure(failure: CaptionFailure) -> ImgCaptionError:
 
 
 def _apply_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
-    """fp32 is the model as published. Fast modes, and pre-quantized artifacts, are :mod:`imgcaption.precision`'s."""
-    from imgcaption.precision import prepare_for_precision
+    """fp32 is the model as published; fast modes and pre-quantized artifacts are the registry's."""
+    from imgcaption.backends.registry import prepare_for_precision
 
     return prepare_for_precision(loaded, precision)

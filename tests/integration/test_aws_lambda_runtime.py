@@ -140,7 +140,7 @@ sys.meta_path.insert(0, _NotInTheSlimImage())
 
 @pytest.fixture(scope="module")
 def onnx_artifact(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from imgcaption.onnx_export import save_onnx_artifact
+    from imgcaption.backends.export import save_onnx_artifact
 
     return save_onnx_artifact(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny-onnx")
 

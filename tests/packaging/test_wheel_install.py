@@ -78,7 +78,7 @@ def test_a_photo_is_captioned_from_an_onnx_artifact_without_torch(
     fresh_venv: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     from imgcaption import Captioner
-    from imgcaption.onnx_export import save_onnx_artifact
+    from imgcaption.backends.export import save_onnx_artifact
 
     artifact = save_onnx_artifact(tiny_model_dir, tmp_path_factory.mktemp("artifact") / "tiny-onnx")
     photo = tmp_path / "photo.jpg"

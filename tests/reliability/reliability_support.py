@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
+from imgcaption.backends.base import LoadedModel
 from imgcaption.captioner import Captioner
 from imgcaption.generation import GenerationOptions
-from imgcaption.model_loading import LoadedModel
 
 BUCKET = "photos"
 TABLE = "captions"

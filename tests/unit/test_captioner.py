@@ -18,7 +18,7 @@ from PIL import Image
 
 from imagefactory import encode, upright_pattern
 from imgcaption import Caption, Captioner, CaptionFailure, GenerationOptions, errors
-from imgcaption.model_loading import PROVENANCE_FILE
+from imgcaption.backends.base import PROVENANCE_FILE
 
 COLORS = ["red", "navy", "yellow", "black", "white", "green", "orange", "purple", "gray", "pink"]
 

@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from imgcaption import GenerationOptions
-from imgcaption.decoding import FastDecoder, decode, fast_path_unsupported
-from imgcaption.model_loading import LoadedModel, load_model
+from imgcaption.backends.base import LoadedModel
+from imgcaption.backends.registry import load_model
+from imgcaption.backends.vitgpt2_exact import FastDecoder, decode, fast_path_unsupported
 
 OPTIONS = [
     GenerationOptions(),  # the original system: beams 4, max_length 16

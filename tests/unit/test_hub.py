@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from imgcaption import hub
+from imgcaption.backends import hub
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_every_file_the_dockerfile_copies_passes_the_dockerignore(dockerfile: st
 
 
 def test_the_download_step_writes_provenance_the_core_reads() -> None:
-    from imgcaption.model_loading import PROVENANCE_FILE
+    from imgcaption.backends.base import PROVENANCE_FILE
 
     script = (ROOT / "adapters" / "lambda" / "download_model.py").read_text()
     assert f'"{PROVENANCE_FILE}"' in script

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgcaption import Captioner, ConfigurationError, GenerationOptions, ModelLoadError
-from imgcaption.lite_io import ImagePreprocessor
-from imgcaption.model_loading import PROVENANCE_FILE, load_model, read_provenance
-from imgcaption.numpy_search import top_k
-from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, OnnxCaptioningModel
+from imgcaption.backends.base import PROVENANCE_FILE, read_provenance
+from imgcaption.backends.numpy_io import ImagePreprocessor
+from imgcaption.backends.numpy_search import top_k
+from imgcaption.backends.onnx_int8 import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, OnnxCaptioningModel
+from imgcaption.backends.registry import load_model
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_the_fp32_graphs_and_numpy_search_reproduce_the_exact_decoder(tiny_model
     """The graphs and the search are right: unquantized, they give the exact (transformers-identical) tokens."""
     import onnxruntime as ort
 
-    from imgcaption.onnx_export import export_graphs
+    from imgcaption.backends.export import export_graphs
 
     loaded = load_model(str(tiny_model_dir))
     exact = Captioner(loaded, precision="fp32", threads=1)
@@ -84,7 +85,7 @@ def test_the_onnx_artifact_captions_without_importing_torch_or_transformers(onnx
 
 
 def test_onnx_int8_keeps_the_trained_scene_captioner_s_captions(tmp_path: Path) -> None:
-    from imgcaption.onnx_export import save_onnx_artifact
+    from imgcaption.backends.export import save_onnx_artifact
     from imgcaption.testing.scene_model import scene_captioner_path
     from imgcaption.testing.scenes import held_out_scenes
 
@@ -160,7 +161,7 @@ def test_top_k_is_best_first_and_breaks_ties_by_position() -> None:
 
 
 def test_a_batch_larger_than_a_decode_chunk_keeps_every_row(onnx_dir: Path) -> None:
-    from imgcaption.onnx_runtime import DECODE_CHUNK
+    from imgcaption.backends.onnx_int8 import DECODE_CHUNK
 
     captioner = Captioner.from_pretrained(str(onnx_dir), precision="int8", threads=1)
     image = photos(1)[0]
@@ -215,7 +216,7 @@ def test_a_model_whose_layers_the_int8_runtimes_do_not_implement_is_refused(
 ) -> None:
     import shutil
 
-    from imgcaption.onnx_export import save_onnx_artifact
+    from imgcaption.backends.export import save_onnx_artifact
 
     variant = tmp_path / "relu-gpt2"
     shutil.copytree(tiny_model_dir, variant)

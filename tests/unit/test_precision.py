@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgcaption import Captioner, ConfigurationError, GenerationOptions
-from imgcaption.artifact import ARTIFACT_FORMAT, ImagePreprocessor, TokenDecoder
+from imgcaption.backends.base import PROVENANCE_FILE, read_provenance
+from imgcaption.backends.registry import load_model
+from imgcaption.backends.torch_int8 import ARTIFACT_FORMAT, ImagePreprocessor, TokenDecoder
 from imgcaption.bench.runner import token_agreement
-from imgcaption.model_loading import PROVENANCE_FILE, load_model, read_provenance
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
     from imgcaption.errors import ImgCaptionError
 
     if backend == "onnx":
-        from imgcaption.onnx_export import save_onnx_artifact as save
+        from imgcaption.backends.export import save_onnx_artifact as save
     else:
-        from imgcaption.artifact import save_artifact as save
+        from imgcaption.backends.export import save_torch_artifact as save
     try:
         target = save(model_dir, out_dir)
     except ImgCaptionError as exc:

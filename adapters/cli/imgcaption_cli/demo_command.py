@@ -185,9 +185,9 @@ def _scene_plan(settings: Settings, terminal: Terminal) -> DemoPlan | None:
 
 
 def _random_plan(settings: Settings, terminal: Terminal, size: Literal["full", "tiny"]) -> DemoPlan:
+    from imgcaption.backends.base import PROVENANCE_FILE
     from imgcaption.captioner import Captioner
     from imgcaption.errors import ModelLoadError
-    from imgcaption.model_loading import PROVENANCE_FILE
     from imgcaption.testing import save_random_model
 
     building = terminal.status(f"Building a {size}-size model with random weights (about a minute)…")

@@ -2,7 +2,7 @@
 
 An artifact carries the model's configs, its image processor and tokenizer files, and ``imgcaption-model.json``:
 where the model came from (hub id and revision) and what was done to it, so captions made from it keep their
-provenance. :mod:`imgcaption.artifact` (torch int8) and :mod:`imgcaption.onnx_export` (ONNX Runtime int8) add
+provenance. :mod:`.torch_int8` (torch int8) and :mod:`.export` (ONNX Runtime int8) add
 their weights.
 """
 
@@ -14,15 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from imgcaption.backends.base import PROVENANCE_FILE, LoadedModel
+from imgcaption.backends.registry import load_model
 from imgcaption.errors import ConfigurationError
-from imgcaption.model_loading import PROVENANCE_FILE, LoadedModel, load_model
 
 _OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
 def load_fp32_for_export(source: str | Path, revision: str | None, backend: str) -> LoadedModel:
     """The fp32 transformers model at ``source``; refused if already an artifact or if the fast path cannot run it."""
-    from imgcaption.decoding import fast_path_unsupported
+    from imgcaption.backends.vitgpt2_exact import fast_path_unsupported
     from imgcaption.generation import GenerationOptions
 
     loaded = load_model(str(source), revision)

@@ -1,4 +1,8 @@
-"""Export vit-gpt2 to two int8 ONNX graphs that :mod:`imgcaption.onnx_runtime` runs without torch.
+"""``imgcaption optimize``: the int8 artifacts the two int8 backends load, built once from the fp32 model.
+
+:func:`save_torch_artifact` writes int8 safetensors for :mod:`.torch_int8`;
+:func:`save_onnx_artifact` exports vit-gpt2 to two int8 ONNX graphs that :mod:`.onnx_int8` runs
+without torch.
 
 Why two graphs, and why these:
 
@@ -10,7 +14,7 @@ Why two graphs, and why these:
   this step appended out. The beams of an image read its cross keys/values together, as the query length of one
   attention, so nothing is copied per beam. Every layer's tensors are separate inputs and outputs: slicing one
   stacked tensor inside the graph made ONNX Runtime copy all of it on every step (half the step time, measured).
-  Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs (:mod:`imgcaption.numpy_search`).
+  Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs (:mod:`.numpy_search`).
 
 Both are exported from the fp32 model with torch's TorchScript exporter, quantized by ONNX Runtime's dynamic
 quantization (MatMul weights int8 per output channel, activations quantized on the fly, as torch's int8 mode;
@@ -27,9 +31,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from imgcaption.backends.onnx_int8 import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, layer_names
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError
-from imgcaption.onnx_runtime import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, layer_names
 
 OPSET = 17
 
@@ -40,8 +44,7 @@ def _graphs(model: Any) -> tuple[Any, Any]:
     from torch import nn
     from torch.nn import functional as F
 
-    from imgcaption.artifact import LiteCaptioningModel
-    from imgcaption.precision import conv1d_to_linear
+    from imgcaption.backends.torch_int8 import LiteCaptioningModel, conv1d_to_linear
 
     conv1d_to_linear(model)
     lite = LiteCaptioningModel(model.config.to_dict(), model.generation_config.to_dict())
@@ -210,7 +213,7 @@ def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
 
 def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str | None = None) -> Path:
     """Export the fp32 model at ``source`` (directory or hub id) to an int8 ONNX directory at ``target``."""
-    from imgcaption.artifact_layout import load_fp32_for_export, write_artifact_files
+    from imgcaption.backends.artifact_files import load_fp32_for_export, write_artifact_files
 
     try:
         import onnx  # noqa: F401  (quantize_dynamic needs it; fail early with the fix)
@@ -238,6 +241,33 @@ def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str 
                 "ONNX Runtime dynamic: MatMul weights int8 per output channel (symmetric) with activations quantized "
                 "on the fly; token embeddings 8-bit per tensor; position embeddings fp32"
             ),
+        },
+    )
+    return out
+
+
+def save_torch_artifact(source: str | Path, target: str | Path, *, revision: str | None = None) -> Path:
+    """Quantize the fp32 model at ``source`` (a directory or hub id) into a loadable int8 directory at ``target``."""
+    import torch
+    from safetensors.torch import save_file
+
+    from imgcaption.backends.artifact_files import load_fp32_for_export, write_artifact_files
+    from imgcaption.backends.torch_int8 import ARTIFACT_FORMAT, WEIGHTS_FILE, int8_tensors
+
+    loaded = load_fp32_for_export(source, revision, "torch")
+    out = Path(target)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():
+        tensors = int8_tensors(loaded.model)
+    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT})
+    write_artifact_files(
+        loaded,
+        source,
+        out,
+        {
+            "format": ARTIFACT_FORMAT,
+            "weights": WEIGHTS_FILE,
+            "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations",
         },
     )
     return out

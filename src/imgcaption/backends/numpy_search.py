@@ -1,6 +1,6 @@
 """Greedy and beam search in numpy, for runtimes that have no torch (the ONNX Runtime backend).
 
-A port of :class:`imgcaption.decoding.FastDecoder`'s searches (themselves transformers' ``_sample`` and
+A port of :class:`.vitgpt2_exact.FastDecoder`'s searches (themselves transformers' ``_sample`` and
 ``_beam_search``), with one change that keeps the model's output small: the step returns each row's top ``k``
 log-probabilities instead of the whole vocabulary. That loses nothing, because transformers' beam search only ever
 looks at the top ``2 × beams`` continuations of an image, and a beam's running score is the same for all its

@@ -1,10 +1,10 @@
 """The ONNX Runtime backend: run an artifact made by ``imgcaption optimize`` with numpy, ONNX Runtime and Pillow.
 
-Why a second int8 runtime beside :mod:`imgcaption.artifact` (torch): a process that never imports torch starts in a
+Why a second int8 runtime beside :mod:`.torch_int8` (torch): a process that never imports torch starts in a
 fraction of the time (``import torch`` alone is seconds on a small CPU, more than the whole cold-start budget), and
 ONNX Runtime keeps one prepacked copy of the int8 weights where torch's fbgemm keeps 2.4×, so the resident set stays
-small enough for a 1–2 GB Lambda. The graphs are described in :mod:`imgcaption.onnx_export`; the search is
-:mod:`imgcaption.numpy_search`. Captions match torch's int8 mode closely but not bit for bit (different kernels).
+small enough for a 1–2 GB Lambda. The graphs are described in :mod:`.export`; the search is
+:mod:`.numpy_search`. Captions match torch's int8 mode closely but not bit for bit (different kernels).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
+from imgcaption.backends.numpy_search import SearchSettings, beam_search, greedy
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError, ModelLoadError
-from imgcaption.lite_io import ImagePreprocessor, TokenDecoder
-from imgcaption.numpy_search import SearchSettings, beam_search, greedy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from imgcaption.backends.base import LoadedModel
     from imgcaption.generation import GenerationOptions
-    from imgcaption.model_loading import LoadedModel
 
 ONNX_FORMAT = "imgcaption-onnx-int8/1"
-"""``format`` in the provenance file of a directory made by :func:`imgcaption.onnx_export.save_onnx_artifact`."""
+"""``format`` in the provenance file of a directory made by :func:`.export.save_onnx_artifact`."""
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 DECODE_CHUNK = 4
@@ -138,7 +138,7 @@ def load_onnx_artifact(
     """Load an ONNX int8 artifact: two sessions (created in parallel), the preprocessor and the token decoder."""
     from types import SimpleNamespace
 
-    from imgcaption.model_loading import LoadedModel
+    from imgcaption.backends.base import LoadedModel
 
     if provenance.get("format") != ONNX_FORMAT:
         raise ModelLoadError(

@@ -1,4 +1,7 @@
-"""Load a vit-gpt2 style captioning model from a hub id (pinned revision) or a local directory.
+"""Load a captioning model from a hub id (pinned revision) or a local directory, on the backend it needs.
+
+A directory's provenance file picks the backend: an ONNX artifact runs on :mod:`.onnx_int8`, a torch int8 artifact
+on :mod:`.torch_int8`, anything else on transformers (decoded by :mod:`.vitgpt2_exact`).
 
 Loading never falls back to anything: a missing or broken model is a :class:`ModelLoadError` that says which model,
 what was tried, and how to point imgcaption at a local copy.
@@ -6,59 +9,23 @@ what was tried, and how to point imgcaption at a local copy.
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgcaption.backends.base import LoadedModel, local_revision, read_provenance
+from imgcaption.backends.hub import hub_endpoint, hub_reachable
 from imgcaption.distribution import install_hint
-from imgcaption.errors import ModelLoadError
-from imgcaption.hub import hub_endpoint, hub_reachable
+from imgcaption.errors import ConfigurationError, ModelLoadError
+from imgcaption.generation import Precision
 
-PROVENANCE_FILE = "imgcaption-model.json"
-"""Written next to a model we prepared (Docker build, ``imgcaption optimize``): where it came from and how."""
-
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HINT = (
     "Point IMGCAPTION_MODEL (or --model) at a local model directory, e.g. one made with "
     "`huggingface-cli download nlpconnect/vit-gpt2-image-captioning --local-dir DIR` on a machine with network."
 )
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
-    """The three pieces ``generate`` needs, plus their provenance."""
-
-    model: Any  # transformers.VisionEncoderDecoderModel
-    processor: Any  # transformers.ViTImageProcessor
-    tokenizer: Any  # transformers PreTrainedTokenizerFast
-    model_id: str
-    revision: str | None
-    provenance: dict[str, Any]
-
-
 def looks_like_path(reference: str) -> bool:
     return reference.startswith(("/", "./", "../", "~", ".\\")) or Path(reference).expanduser().exists()
-
-
-def read_provenance(directory: Path) -> dict[str, Any]:
-    file = directory / PROVENANCE_FILE
-    if not file.is_file():
-        return {}
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"unreadable {PROVENANCE_FILE}: {exc}", source=str(directory)) from exc
-    return data if isinstance(data, dict) else {}
-
-
-def _local_revision(directory: Path, provenance: dict[str, Any]) -> str | None:
-    """A local dir knows its revision from our provenance file, or from a hub cache ``snapshots/<commit>`` path."""
-    recorded = provenance.get("revision")
-    if isinstance(recorded, str):
-        return recorded
-    return directory.name if _COMMIT.match(directory.name) else None
 
 
 def _image_processor_class() -> Any:
@@ -84,7 +51,7 @@ def _require_torch_runtime(reference: str, modules: tuple[str, ...] = ("torch", 
 
 def _configure_torch(threads: int | None) -> None:
     if threads is not None:
-        from imgcaption.threads import configure_torch_threads
+        from imgcaption.backends.threads import configure_torch_threads
 
         configure_torch_threads(threads)
 
@@ -105,31 +72,31 @@ def load_model(
     if directory.is_dir():
         provenance = read_provenance(directory)
         if provenance.get("backend") == "onnxruntime":  # `imgcaption optimize`'s default: no torch at all
-            from imgcaption.onnx_runtime import load_onnx_artifact
+            from imgcaption.backends.onnx_int8 import load_onnx_artifact
 
             return load_onnx_artifact(
                 directory,
                 provenance,
                 str(provenance.get("model_id") or directory),
-                _local_revision(directory, provenance),
+                local_revision(directory, provenance),
                 threads=threads,
             )
         is_torch_artifact = bool(provenance.get("format"))  # pre-quantized: torch without transformers
         _require_torch_runtime(reference, ("torch",) if is_torch_artifact else ("torch", "transformers"))
         _configure_torch(threads)
         if is_torch_artifact:
-            from imgcaption.artifact import load_artifact
+            from imgcaption.backends.torch_int8 import load_artifact
 
             return load_artifact(
                 directory,
                 provenance,
                 str(provenance.get("model_id") or directory),
-                _local_revision(directory, provenance),
+                local_revision(directory, provenance),
             )
         location: str = str(directory)
         options: dict[str, Any] = {}
         model_id = str(provenance.get("model_id") or directory)
-        resolved_revision = _local_revision(directory, provenance)
+        resolved_revision = local_revision(directory, provenance)
         tried = f"the local directory {directory}"
     elif looks_like_path(reference):
         raise ModelLoadError(f"no model directory at {directory}. {_HINT}", source=reference)
@@ -167,3 +134,25 @@ def load_model(
         resolved_revision = commit if isinstance(commit, str) else None
     model.eval()  # type: ignore[no-untyped-call]
     return LoadedModel(model, processor, tokenizer, model_id, resolved_revision, provenance)
+
+
+def loaded_precision(loaded: LoadedModel) -> Precision:
+    """The precision a loaded model already has: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``."""
+    return "int8" if loaded.provenance.get("precision") == "int8" else "fp32"
+
+
+def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+    """The model computing in ``precision``; a pre-quantized artifact is used as it is."""
+    have = loaded_precision(loaded)
+    if have == precision:
+        return loaded
+    if have != "fp32":
+        raise ConfigurationError(
+            f"{loaded.model_id} was loaded from a pre-quantized {have} artifact and cannot compute in {precision}; "
+            f"use precision={have!r} (IMGCAPTION_PRECISION={have}) or point at the fp32 model directory"
+        )
+    if precision == "int8":
+        from imgcaption.backends.torch_int8 import int8_from_loaded
+
+        return int8_from_loaded(loaded)
+    raise ConfigurationError(f"precision {precision!r} is not available in this version; use fp32 or int8")

@@ -5,12 +5,13 @@ Why a runtime of our own instead of ``quantize_dynamic`` on the transformers mod
 * cold start — importing transformers and building its model classes costs more than the whole 1.5 s budget from
   process start to first caption; this module imports torch, ``tokenizers`` and Pillow only;
 * a loadable artifact — ``quantize_dynamic`` produces fbgemm-packed weights that cannot go in a safetensors file.
-  :func:`save_artifact` stores the int8 weights with their per-channel scales instead, and :func:`load_artifact`
-  packs them at load time for whatever quantized engine the machine has (fbgemm on x86, qnnpack on arm);
+  :func:`.export.save_torch_artifact` stores the int8 weights with their per-channel scales instead, and
+  :func:`load_artifact` packs them at load time for whatever quantized engine the machine has (fbgemm on x86,
+  qnnpack on arm);
 * memory — the tied GPT-2 embedding is kept once, as the int8 rows of the LM head, not as 154 MB of fp32.
 
 The tree mirrors the attribute names of transformers' ``VisionEncoderDecoderModel`` (ViT + GPT-2), so
-:class:`~imgcaption.decoding.FastDecoder` drives both, and the state-dict keys are the same.
+:class:`~.vitgpt2_exact.FastDecoder` drives both, and the state-dict keys are the same.
 Quantization is per output channel, symmetric, int8 weights with dynamically quantized activations — what
 ``quantize_dynamic`` with ``per_channel_dynamic_qconfig`` does.
 """
@@ -27,16 +28,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
 from imgcaption.errors import ConfigurationError, ModelLoadError
-from imgcaption.lite_io import ImagePreprocessor, TokenDecoder
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from imgcaption.model_loading import LoadedModel
+    from imgcaption.backends.base import LoadedModel
 
 ARTIFACT_FORMAT = "imgcaption-int8/1"
-"""Value of ``format`` in the provenance file of a directory made by :func:`save_artifact`."""
+"""Value of ``format`` in the provenance file of a directory made by :func:`.export.save_torch_artifact`."""
 WEIGHTS_FILE = "model-int8.safetensors"
 _LM_HEAD = "decoder.lm_head"
 
@@ -209,7 +210,7 @@ class _GPT2MLP(nn.Module):
 
 
 class LiteGPT2(nn.Module):
-    """The parts of ``GPT2LMHeadModel`` that :class:`~imgcaption.decoding.FastDecoder` calls, step by step."""
+    """The parts of ``GPT2LMHeadModel`` that :class:`~.vitgpt2_exact.FastDecoder` calls, step by step."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
@@ -225,7 +226,7 @@ class LiteGPT2(nn.Module):
 
 
 class LiteCaptioningModel(nn.Module):
-    """Encoder, decoder and generation settings: what :func:`imgcaption.decoding.decode` needs, nothing else."""
+    """Encoder, decoder and generation settings: what :func:`.vitgpt2_exact.decode` needs, nothing else."""
 
     imgcaption_lite = True  # tells decoding.decode there is no ``generate`` to fall back on
 
@@ -252,6 +253,24 @@ class LiteCaptioningModel(nn.Module):
         self.generation_config = SimpleNamespace(**settings)
 
 
+def conv1d_to_linear(module: Any) -> Any:
+    """Replace every GPT-2 ``Conv1D`` in ``module`` by an equivalent ``nn.Linear`` (in place)."""
+    from transformers.pytorch_utils import Conv1D
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, Conv1D):
+            in_features, out_features = child.weight.shape
+            linear = torch.nn.Linear(in_features, out_features, bias=child.bias is not None)
+            with torch.no_grad():
+                linear.weight.copy_(child.weight.t())
+                if child.bias is not None:
+                    linear.bias.copy_(child.bias)
+            setattr(module, name, linear)
+        else:
+            conv1d_to_linear(child)
+    return module
+
+
 def _quantizable(name: str, module: Any) -> bool:
     return isinstance(module, nn.Linear) and not name.startswith("encoder.pooler")
 
@@ -261,8 +280,6 @@ def int8_tensors(model: Any) -> dict[str, torch.Tensor]:
 
     Converts GPT-2's ``Conv1D`` to ``nn.Linear`` first (in place), as ``quantize_dynamic`` would need too.
     """
-    from imgcaption.precision import conv1d_to_linear
-
     decoder = model.decoder
     if decoder.lm_head.weight is not decoder.transformer.wte.weight:
         raise ConfigurationError("int8 needs GPT-2's LM head tied to its token embedding, as in vit-gpt2")
@@ -325,40 +342,15 @@ def build_lite_model(
 # ------------------------------------------------------------------------------------------------ artifact files
 
 
-def save_artifact(source: str | Path, target: str | Path, *, revision: str | None = None) -> Path:
-    """Quantize the fp32 model at ``source`` (a directory or hub id) into a loadable int8 directory at ``target``."""
-    from safetensors.torch import save_file
-
-    from imgcaption.artifact_layout import load_fp32_for_export, write_artifact_files
-
-    loaded = load_fp32_for_export(source, revision, "torch")
-    out = Path(target)
-    out.mkdir(parents=True, exist_ok=True)
-    with torch.inference_mode():
-        tensors = int8_tensors(loaded.model)
-    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT})
-    write_artifact_files(
-        loaded,
-        source,
-        out,
-        {
-            "format": ARTIFACT_FORMAT,
-            "weights": WEIGHTS_FILE,
-            "quantization": "int8 weights per output channel (symmetric), dynamic int8 activations",
-        },
-    )
-    return out
-
-
 def is_artifact(provenance: Mapping[str, Any]) -> bool:
     return provenance.get("format") == ARTIFACT_FORMAT
 
 
 def load_artifact(directory: Path, provenance: Mapping[str, Any], model_id: str, revision: str | None) -> LoadedModel:
-    """Load a directory made by :func:`save_artifact` — no transformers import, no fp32 copy of the weights."""
+    """Load a directory made by :func:`.export.save_torch_artifact`: no transformers import, no fp32 weights."""
     from safetensors.torch import load_file
 
-    from imgcaption.model_loading import LoadedModel
+    from imgcaption.backends.base import LoadedModel
 
     if not is_artifact(provenance):
         raise ModelLoadError(

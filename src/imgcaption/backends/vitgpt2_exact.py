@@ -23,8 +23,8 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from imgcaption.backends.numpy_search import SearchSettings
 from imgcaption.generation import GenerationOptions
-from imgcaption.numpy_search import SearchSettings
 
 if TYPE_CHECKING:
     import torch

@@ -4,7 +4,7 @@ The baseline is the original system's path: the fp32 transformers model, ``gener
 batch 1. Every timed call captions PIL images end to end (preprocess, decode, detokenize). Modes:
 
 * ``baseline`` — ``model.generate`` as the seed called it (and ``generate`` greedy, for the greedy rows);
-* ``fp32`` — the default exact mode: :func:`imgcaption.decoding.decode`, same tokens as the baseline;
+* ``fp32`` — the default exact mode: :func:`imgcaption.backends.vitgpt2_exact.decode`, same tokens as the baseline;
 * ``int8`` — the pre-quantized torch artifact written by ``imgcaption optimize --backend torch``;
 * ``onnx`` — int8 ONNX Runtime: the artifact ``imgcaption optimize`` writes by default, run without torch. Its
   sessions fix their thread count at load, so there is one captioner per thread count measured. Skipped, with a note,
@@ -261,9 +261,9 @@ class _Runners:
 
 
 def run_benchmark(config: BenchConfig) -> BenchResult:
-    from imgcaption.artifact import save_artifact
+    from imgcaption.backends.export import save_torch_artifact
+    from imgcaption.backends.registry import load_model
     from imgcaption.captioner import Captioner
-    from imgcaption.model_loading import load_model
 
     say = config.progress
     paths = list(config.image_paths) or default_images()
@@ -273,7 +273,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     if artifact is None or not (artifact / "imgcaption-model.json").is_file():
         artifact = artifact or Path(tempfile.mkdtemp(prefix="imgcaption-int8-"))
         say(f"building the int8 artifact in {artifact}")
-        save_artifact(config.model_dir, artifact)
+        save_torch_artifact(config.model_dir, artifact)
     can_export = _onnxruntime_version() is not None and importlib.util.find_spec("onnx") is not None
     onnx_artifact = _onnx_artifact(config) if can_export else None
     if onnx_artifact is None:
@@ -364,7 +364,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         if onnx_artifact is None:
             fidelity += scene_fidelity(config.fidelity_model, config.fidelity_images)
         else:
-            from imgcaption.onnx_export import save_onnx_artifact
+            from imgcaption.backends.export import save_onnx_artifact
 
             with tempfile.TemporaryDirectory(prefix="imgcaption-scene-onnx-") as scratch:
                 say("exporting the scene captioner to a temporary onnx artifact")
@@ -393,7 +393,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
 
 def _onnx_artifact(config: BenchConfig) -> Path:
     """The ONNX artifact at ``config.onnx_artifact_dir``, exported there (or to a temporary directory) if absent."""
-    from imgcaption.onnx_export import save_onnx_artifact
+    from imgcaption.backends.export import save_onnx_artifact
 
     onnx_artifact = config.onnx_artifact_dir
     if onnx_artifact is None or not (onnx_artifact / "imgcaption-model.json").is_file():
