@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from imgcaption.errors import CaptioningError, ConfigurationError, ImgCaptionError
 from imgcaption.generation import GenerationOptions, Precision
@@ -70,7 +70,7 @@ class Captioner:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         threads: int | None = None,
     ) -> None:
-        self._model = loaded.model
+        self._generate_ids = loaded.generate_ids
         self._processor = loaded.processor
         self._tokenizer = loaded.tokenizer
         self.model_id = loaded.model_id
@@ -259,14 +259,9 @@ class Captioner:
         return pixel_values
 
     def forward(self, pixel_values: Tensor, generation: GenerationOptions) -> Tensor:
-        """Token ids for a batch of pixels: the only stage a faster backend needs to replace."""
-        generate_token_ids = getattr(self._model, "generate_token_ids", None)
-        if generate_token_ids is not None:  # the ONNX Runtime backend: no torch in this process
-            ids: np.ndarray = generate_token_ids(pixel_values, generation)
-            return ids
-        from imgcaption.backends.vitgpt2_exact import decode
-
-        return decode(self._model, cast("torch.Tensor", pixel_values), generation)
+        """Token ids for a batch of pixels, from the backend that loaded the model."""
+        ids: Tensor = self._generate_ids(pixel_values, generation)
+        return ids
 
     def postprocess(self, token_ids: Tensor) -> list[str]:
         texts = self._tokenizer.batch_decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)

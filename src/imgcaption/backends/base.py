@@ -8,21 +8,33 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgcaption.errors import ModelLoadError
+from imgcaption.errors import ConfigurationError, ModelLoadError
+from imgcaption.generation import GenerationOptions
 
 PROVENANCE_FILE = "imgcaption-model.json"
 """Written next to a model we prepared (Docker build, ``imgcaption optimize``): where it came from and how."""
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
+TokenGenerator = Callable[[Any, GenerationOptions], Any]
+"""Pixels (a torch tensor or a numpy array, as the backend's processor makes them) and options to token ids."""
+
+
+def _no_generator(pixel_values: Any, options: GenerationOptions) -> Any:
+    raise ConfigurationError("this model was loaded without a backend that generates tokens")
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """The three pieces a caption needs (model, image processor, token decoder), plus their provenance."""
+    """What a caption needs from a backend: its image processor, its token generator and its token decoder.
+
+    The Captioner only calls these three, so it never needs to know which backend loaded the model.
+    """
 
     model: Any  # transformers.VisionEncoderDecoderModel, or a backend's own model
     processor: Any  # transformers.ViTImageProcessor, or numpy_io.ImagePreprocessor
@@ -30,6 +42,7 @@ class LoadedModel:
     model_id: str
     revision: str | None
     provenance: dict[str, Any]
+    generate_ids: TokenGenerator = field(default=_no_generator)
 
 
 def read_provenance(directory: Path) -> dict[str, Any]:

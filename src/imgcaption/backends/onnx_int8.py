@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imgcaption.backends.base import LoadedModel
 from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
 from imgcaption.backends.numpy_search import SearchSettings, beam_search, greedy
 from imgcaption.distribution import install_hint
@@ -24,7 +25,6 @@ from imgcaption.errors import ConfigurationError, ModelLoadError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from imgcaption.backends.base import LoadedModel
     from imgcaption.generation import GenerationOptions
 
 ONNX_FORMAT = "imgcaption-onnx-int8/1"
@@ -138,8 +138,6 @@ def load_onnx_artifact(
     """Load an ONNX int8 artifact: two sessions (created in parallel), the preprocessor and the token decoder."""
     from types import SimpleNamespace
 
-    from imgcaption.backends.base import LoadedModel
-
     if provenance.get("format") != ONNX_FORMAT:
         raise ModelLoadError(
             f"{directory} holds a model in format {provenance.get('format')!r}, not {ONNX_FORMAT!r}. {_REBUILD}",
@@ -173,4 +171,4 @@ def load_onnx_artifact(
             f"could not load the ONNX artifact in {directory}: {type(exc).__name__}: {exc}. {_REBUILD}",
             source=str(directory),
         ) from exc
-    return LoadedModel(model, preprocessor, tokens, model_id, revision, dict(provenance))
+    return LoadedModel(model, preprocessor, tokens, model_id, revision, dict(provenance), model.generate_token_ids)

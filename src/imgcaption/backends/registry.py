@@ -133,7 +133,11 @@ def load_model(
         commit = getattr(model.config, "_commit_hash", None)
         resolved_revision = commit if isinstance(commit, str) else None
     model.eval()  # type: ignore[no-untyped-call]
-    return LoadedModel(model, processor, tokenizer, model_id, resolved_revision, provenance)
+    from functools import partial
+
+    from imgcaption.backends.vitgpt2_exact import decode
+
+    return LoadedModel(model, processor, tokenizer, model_id, resolved_revision, provenance, partial(decode, model))
 
 
 def loaded_precision(loaded: LoadedModel) -> Precision:

@@ -28,13 +28,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from imgcaption.backends.base import LoadedModel, TokenGenerator
 from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
 from imgcaption.errors import ConfigurationError, ModelLoadError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from imgcaption.backends.base import LoadedModel
 
 ARTIFACT_FORMAT = "imgcaption-int8/1"
 """Value of ``format`` in the provenance file of a directory made by :func:`.export.save_torch_artifact`."""
@@ -228,8 +228,6 @@ class LiteGPT2(nn.Module):
 class LiteCaptioningModel(nn.Module):
     """Encoder, decoder and generation settings: what :func:`.vitgpt2_exact.decode` needs, nothing else."""
 
-    imgcaption_lite = True  # tells decoding.decode there is no ``generate`` to fall back on
-
     def __init__(self, config: Mapping[str, Any], generation_config: Mapping[str, Any]) -> None:
         super().__init__()
         encoder, decoder = config["encoder"], config["decoder"]
@@ -350,8 +348,6 @@ def load_artifact(directory: Path, provenance: Mapping[str, Any], model_id: str,
     """Load a directory made by :func:`.export.save_torch_artifact`: no transformers import, no fp32 weights."""
     from safetensors.torch import load_file
 
-    from imgcaption.backends.base import LoadedModel
-
     if not is_artifact(provenance):
         raise ModelLoadError(
             f"{directory} holds a model in format {provenance.get('format')!r}; this imgcaption reads "
@@ -376,7 +372,7 @@ def load_artifact(directory: Path, provenance: Mapping[str, Any], model_id: str,
             "Rebuild it with `imgcaption optimize MODEL_DIR OUT_DIR`.",
             source=str(directory),
         ) from exc
-    return LoadedModel(model, preprocessor, tokens, model_id, revision, dict(provenance))
+    return LoadedModel(model, preprocessor, tokens, model_id, revision, dict(provenance), lite_generator(model))
 
 
 def int8_from_loaded(loaded: LoadedModel) -> LoadedModel:
@@ -388,4 +384,13 @@ def int8_from_loaded(loaded: LoadedModel) -> LoadedModel:
     with torch.inference_mode():
         tensors = int8_tensors(loaded.model)
     model = build_lite_model(config, generation_config, tensors)
-    return dataclasses.replace(loaded, model=model)
+    return dataclasses.replace(loaded, model=model, generate_ids=lite_generator(model))
+
+
+def lite_generator(model: LiteCaptioningModel) -> TokenGenerator:
+    """The exact decoder's search over the int8 modules; there is no ``generate`` to fall back on."""
+    from functools import partial
+
+    from imgcaption.backends.vitgpt2_exact import decode
+
+    return partial(decode, model, has_generate=False)

@@ -68,15 +68,20 @@ _NEG = -1.0e9  # transformers' "impossible" score, kept identical so sums round 
 _decoders: weakref.WeakKeyDictionary[Any, FastDecoder] = weakref.WeakKeyDictionary()
 
 
-def decode(model: Any, pixel_values: torch.Tensor, options: GenerationOptions) -> torch.Tensor:
-    """Token ids for a batch: :class:`FastDecoder` where it reproduces ``generate``, else ``generate`` itself."""
+def decode(
+    model: Any, pixel_values: torch.Tensor, options: GenerationOptions, *, has_generate: bool = True
+) -> torch.Tensor:
+    """Token ids for a batch: :class:`FastDecoder` where it reproduces ``generate``, else ``generate`` itself.
+
+    ``has_generate=False`` is for a model with no ``generate`` to fall back on (the torch int8 runtime).
+    """
     import torch
 
     decoder = _decoders.get(model)
     if decoder is None:
         decoder = _decoders[model] = FastDecoder(model)
-    if getattr(model, "imgcaption_lite", False):
-        return decoder.generate(pixel_values, options)  # the int8 runtime has no generate to fall back on
+    if not has_generate:
+        return decoder.generate(pixel_values, options)
     reason = fast_path_unsupported(model, options)
     if reason is None:
         return decoder.generate(pixel_values, options)
