@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from reliability_support import (
@@ -124,11 +124,13 @@ TRAVERSAL_KEYS = ["../../x.png", "../x.png", "x.png", "a/../x.png", "/x.png", "/
 def test_traversal_keys_are_just_keys_each_read_from_s3_into_its_own_item_with_nothing_written(
     aws: Aws, lambda_handler: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workdir, scratch = tmp_path / "cwd", tmp_path / "tmp"
-    workdir.mkdir()
-    scratch.mkdir()
+    """The working directory sits three levels below ``tmp_path``, so every relative key lands inside it."""
+    workdir, scratch, home = tmp_path / "a" / "b" / "cwd", tmp_path / "tmp", tmp_path / "home"
+    for directory in (workdir, scratch, home):
+        directory.mkdir(parents=True)
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setenv("HOME", str(home))  # where ~/x.png would go
     monkeypatch.setattr(tempfile, "tempdir", None)  # so tempfile honours TMPDIR from here on
     colors = {key: color_of(index + 1) for index, key in enumerate(TRAVERSAL_KEYS)}
     records = [aws.put(key, png(color)) for key, color in colors.items()]
@@ -146,8 +148,8 @@ def test_traversal_keys_are_just_keys_each_read_from_s3_into_its_own_item_with_n
     assert items[f"s3://{BUCKET}/../../../../etc/passwd"]["error_type"] == "ImageNotFoundError"
     assert set(aws.s3_calls) <= READ_ONLY_OPERATIONS
     assert aws.s3.list_object_versions(Bucket=BUCKET)["Versions"] == before
-    assert list(workdir.iterdir()) == [] and list(scratch.iterdir()) == []
-    assert not (tmp_path / "x.png").exists()
+    assert files_under(tmp_path) == []  # the working, temporary and home directories, and ../ and ../../ of cwd
+    assert not Path("/x.png").exists()
 
 
 def test_the_handler_only_reads_from_its_source_bucket_whatever_happens(aws: Aws, lambda_handler: Any) -> None:
@@ -179,25 +181,52 @@ file_names = st.text(
 
 
 def caption_of(source: str) -> Caption:
-    return Caption(text="a caption", source=source, model="fake", width=1, height=1, elapsed_ms=1.0)
+    return Caption(text=f"the caption of {source}", source=source, model="fake", width=1, height=1, elapsed_ms=1.0)
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(Path(folder) / file for folder, _, files in os.walk(root) for file in files)
+
+
+def sidecar_name(image_name: str) -> str:
+    """``photo.jpg`` → ``photo.txt``: the documented layout (same stem, ``.txt``), computed without the writer."""
+    return Path(image_name).stem + ".txt"
+
+
+def must_be_written(name: str, names: list[str]) -> bool:
+    """A sidecar no other rule stops: the image is not a ``.txt`` itself, and no other image or sidecar has the name."""
+    target = sidecar_name(name)
+    others = [other for other in names if other != name]
+    return (
+        Path(name).suffix.lower() != ".txt"
+        and target not in names
+        and all(sidecar_name(other) != target for other in others)
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(names=st.lists(file_names, min_size=1, max_size=5, unique=True))
+@example(names=["photo.jpg", "..jpg", "...", " .png", "..\\..\\up.jpg", "~", "-rf .jpg"])
 def test_a_sidecar_is_only_ever_written_in_its_images_own_directory(names: list[str]) -> None:
+    """Caught (checked on a copy of the code): a writer that never writes (the old form of this test passed)."""
     with tempfile.TemporaryDirectory() as root:
-        album = Path(root) / "album"
-        album.mkdir()
+        album = Path(root) / "a" / "b" / "album"  # ../ and ../../ of the album are inside root too
+        album.mkdir(parents=True)
         for name in names:
             (album / name).write_bytes(b"pretend image")
         writer = SidecarWriter(overwrite=True)
 
-        results = [writer.write(caption_of(str(album / name))) for name in names]
+        results = {name: writer.write(caption_of(str(album / name))) for name in names}
 
-        everything = {Path(folder) / file for folder, _, files in os.walk(root) for file in files}
-        new = everything - {album / name for name in names}
-        assert all(path.parent == album for path in new)
-        assert new == {result.path for result in results if result.status is SidecarStatus.WRITTEN}
+        new = set(files_under(Path(root))) - {album / name for name in names}
+        written = {result.path for result in results.values() if result.status is SidecarStatus.WRITTEN}
+        assert new == written
+        for name, result in results.items():
+            if must_be_written(name, names):
+                assert (result.status, result.path) == (SidecarStatus.WRITTEN, album / sidecar_name(name))
+            if result.status is SidecarStatus.WRITTEN:
+                assert result.path == album / sidecar_name(name)
+                assert result.path.read_bytes() == f"the caption of {album / name}\n".encode()
 
 
 @pytest.mark.parametrize(
@@ -205,7 +234,10 @@ def test_a_sidecar_is_only_ever_written_in_its_images_own_directory(names: list[
     ["s3://photos/../../x.jpg", "../../x.jpg", "x.jpg", "https://example.com/x.jpg", "<bytes>", "file:///etc/x.jpg"],
 )
 def test_nothing_but_an_absolute_local_path_gets_a_sidecar(source: str, tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.chdir(tmp_path)
+    workdir = tmp_path / "a" / "b" / "cwd"  # so that ../../x.txt, taken as a path, would land inside tmp_path
+    workdir.mkdir(parents=True)
+    monkeypatch.chdir(workdir)
     result = SidecarWriter(overwrite=True).write(caption_of(source))
     assert (result.status, result.path) == (SidecarStatus.NOT_LOCAL, None)
-    assert list(tmp_path.iterdir()) == []
+    assert files_under(tmp_path) == []
+    assert not Path("/etc/x.txt").exists()  # file:///etc/x.jpg taken as a path
