@@ -59,9 +59,15 @@ def test_text_for_a_single_input_is_just_the_caption() -> None:
     assert written("text", OUTCOMES[:1], bare_text=True) == OK.text + "\n"
 
 
-def test_every_format_has_a_writer() -> None:
-    for output_format in OUTPUT_FORMATS:
-        assert written(output_format, []) is not None
+def test_every_format_has_a_writer_and_a_run_with_no_outcomes_is_an_empty_document() -> None:
+    """Caught (checked on a copy of the code): a CSV writer that writes its header only with the first row."""
+    empty = {output_format: written(output_format, []) for output_format in OUTPUT_FORMATS}
+    assert sorted(empty) == ["csv", "json", "jsonl", "text"]  # a new format gets its own line below
+    assert empty["text"] == ""
+    assert empty["jsonl"] == ""
+    assert json.loads(empty["json"]) == []
+    reader = csv.DictReader(io.StringIO(empty["csv"]))
+    assert (tuple(reader.fieldnames or ()), list(reader)) == (CSV_COLUMNS, [])
     with pytest.raises(ValueError, match="unknown output format"):
         make_writer("yaml", io.StringIO())
 
