@@ -2,9 +2,9 @@
 
 The bucket notification is configured as in production, moto sends its own S3 → SQS messages (no sequencer, ``/``
 as ``%2F``, an ``s3:TestEvent`` first), and ``imgcaption worker`` drains the queue. Every object must end as exactly
-one item with the right status; duplicate and out-of-order deliveries must not add or overwrite items.
-When the trained scene captioner is present, captions are checked word for word; otherwise the tiny random model
-checks the plumbing only.
+one item with the right status and, from the committed scene captioner, its scene's caption word for word; duplicate
+and out-of-order deliveries must not add or overwrite items. Without the scene captioner these tests fail: there is
+no fallback that would check the plumbing alone and still pass.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,15 +107,15 @@ def moto() -> Iterator[Moto]:
 
 @dataclass(frozen=True)
 class Images:
-    """Image bytes to upload and, with a meaningful model, the caption each must get."""
+    """Image bytes to upload and the caption each must get."""
 
     model_dir: str
-    scenes: list[tuple[bytes, str | None]]
+    scenes: list[tuple[bytes, str]]
 
     def image(self, index: int) -> bytes:
         return self.scenes[index % len(self.scenes)][0]
 
-    def caption(self, index: int) -> str | None:
+    def caption(self, index: int) -> str:
         return self.scenes[index % len(self.scenes)][1]
 
 
@@ -127,16 +126,14 @@ def _png(image: Image.Image) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def images(tiny_model_dir: Path) -> Images:
-    try:
-        from imgcaption.testing.scene_model import reliably_captioned_seeds, scene_captioner_path
-        from imgcaption.testing.scenes import generate_scene
+def images() -> Images:
+    """Scenes the committed scene captioner captions exactly (an ImportError or FileNotFoundError here fails)."""
+    from imgcaption.testing.scene_model import reliably_captioned_seeds, scene_captioner_path
+    from imgcaption.testing.scenes import generate_scene
 
-        model_dir = scene_captioner_path()
-    except (ImportError, FileNotFoundError):
-        colors = ["red", "green", "blue", "yellow", "purple", "orange"]
-        return Images(str(tiny_model_dir), [(_png(Image.new("RGB", (40, 30), c)), None) for c in colors])
+    model_dir = scene_captioner_path()
     scenes = [generate_scene(seed) for seed in reliably_captioned_seeds(12)]
+    assert len({scene.caption for scene in scenes}) == len(scenes), "each upload's caption names its own scene"
     return Images(str(model_dir), [(_png(scene.image), scene.caption) for scene in scenes])
 
 
@@ -194,9 +191,7 @@ def test_every_uploaded_object_ends_as_exactly_one_item(moto: Moto, images: Imag
         item = items[key]
         assert item["image_id"] == f"s3://{bucket}/{key}"
         assert item["status"] == "ok", item
-        expected = images.caption(index)
-        if expected is not None:
-            assert item["caption"] == expected
+        assert item["caption"] == images.caption(index)
     assert (items["broken.jpg"]["status"], items["broken.jpg"]["error_type"]) == ("failed", "ImageDecodeError")
     assert (items["gone.png"]["status"], items["gone.png"]["error_type"]) == ("failed", "ImageNotFoundError")
 
@@ -206,6 +201,7 @@ def test_duplicate_and_out_of_order_deliveries_never_add_or_overwrite(moto: Moto
     moto.s3.put_object(Bucket=bucket, Key="cat.png", Body=images.image(1))
     run_worker(moto, images)
     first = moto.items(bucket)["cat.png"]
+    assert first["caption"] == images.caption(1)
 
     # The object is replaced; its event is delivered twice (at-least-once delivery).
     moto.s3.put_object(Bucket=bucket, Key="cat.png", Body=images.image(2))
@@ -218,8 +214,7 @@ def test_duplicate_and_out_of_order_deliveries_never_add_or_overwrite(moto: Moto
     assert list(second) == ["cat.png"]
     assert second["cat.png"]["etag"] != first["etag"]
     assert second["cat.png"]["sha256"] != first["sha256"]
-    if images.caption(2) is not None:
-        assert second["cat.png"]["caption"] == images.caption(2)
+    assert second["cat.png"]["caption"] == images.caption(2) != first["caption"]
 
     # Late deliveries: the first upload's event, an hour-old event, and the newest event once more.
     stale_time = datetime.fromisoformat(first["event_time"])
@@ -247,6 +242,9 @@ def test_backfill_queues_existing_objects_through_the_same_path(moto: Moto, imag
     items = moto.items(bucket)
     assert sorted(items) == sorted(keys)
     assert {item["status"] for item in items.values()} == {"ok"}
+    assert {key: item["caption"] for key, item in items.items()} == {
+        key: images.caption(i) for i, key in enumerate(keys)
+    }
 
     # A second backfill is harmless: the records are as new as the objects, so nothing is rewritten.
     assert CliRunner().invoke(backfill, args, catch_exceptions=False).exit_code == 0
