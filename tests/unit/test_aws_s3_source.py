@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
 from moto import mock_aws
 
 from imgcaption.aws.clients import s3_client
 from imgcaption.aws.deps import MissingDependencyError
 from imgcaption.aws.events import object_ref
 from imgcaption.aws.source import S3Source, iter_objects
+from imgcaption.distribution import install_hint
 from imgcaption.errors import ImageNotFoundError, ImageTooLargeError, SourceError
 from imgcaption.ports import Skipped
 
@@ -46,6 +50,53 @@ class FailingClient:
         )
 
 
+class CountingStream(io.BytesIO):
+    """An object body's raw stream that counts the bytes anyone read from it."""
+
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+class CountingBody:
+    """Wraps a GetObject body: how many bytes anyone read from it, and whether it was closed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.bytes_read = 0
+        self.closed = False
+
+    def read(self, amount: int | None = None) -> bytes:
+        data: bytes = self.inner.read(amount)
+        self.bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+        self.inner.close()
+
+
+class OneObject:
+    """An S3 client holding one object, whose GetObject response declares ``content_length`` (None: no header)."""
+
+    def __init__(self, body: bytes, content_length: int | None) -> None:
+        self.stream = CountingStream(body)
+        self.content_length = content_length
+
+    def get_object(self, **_: Any) -> dict[str, Any]:
+        response: dict[str, Any] = {"Body": StreamingBody(self.stream, self.content_length)}
+        if self.content_length is not None:
+            response["ContentLength"] = self.content_length
+        return response
+
+
+def read_one(client: OneObject, max_bytes: int) -> bytes:
+    return S3Source(client, []).read(object_ref("photos", "k.png"), max_bytes=max_bytes)  # type: ignore[arg-type]
+
+
 def test_reads_the_object_an_event_names(s3: Any) -> None:
     s3.put_object(Bucket="photos", Key="a b/c+d.png", Body=b"pixels")
     source = S3Source(s3, [object_ref("photos", "a b/c+d.png")])
@@ -67,10 +118,50 @@ def test_an_object_over_the_cap_by_its_event_size_is_refused_without_a_request()
         S3Source(RefusesEveryCall(), [ref]).read(ref, max_bytes=9_999)  # type: ignore[arg-type]
 
 
-def test_an_object_over_the_cap_by_its_content_length_is_refused(s3: Any) -> None:
+def test_an_object_over_the_cap_by_its_content_length_is_refused_before_one_byte_of_its_body_is_read(s3: Any) -> None:
+    """Catches the Content-Length check going (the body would be read: 101 bytes) and the body left open."""
     s3.put_object(Bucket="photos", Key="big.png", Body=b"x" * 101)
-    with pytest.raises(ImageTooLargeError):
+    bodies: list[CountingBody] = []
+
+    def count_reads(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Body"] = CountingBody(parsed["Body"])
+        bodies.append(parsed["Body"])
+
+    s3.meta.events.register("after-call.s3.GetObject", count_reads)
+    with pytest.raises(ImageTooLargeError, match="101 bytes"):
         S3Source(s3, []).read(object_ref("photos", "big.png"), max_bytes=100)
+    [body] = bodies
+    assert (body.bytes_read, body.closed) == (0, True)
+
+
+def test_without_a_content_length_an_oversized_body_is_read_one_byte_past_the_cap_and_no_further() -> None:
+    """Catches an unbounded ``read()`` (all 10,000 bytes) and a missing check of what was read."""
+    client = OneObject(b"x" * 10_000, content_length=None)
+    with pytest.raises(ImageTooLargeError, match="byte cap"):
+        read_one(client, max_bytes=100)
+    assert client.stream.bytes_read == 101
+    assert client.stream.closed
+
+
+def test_a_content_length_below_the_real_size_lets_no_more_than_the_cap_through() -> None:
+    client = OneObject(b"x" * 10_000, content_length=10)
+    with pytest.raises(ImageTooLargeError, match="byte cap"):
+        read_one(client, max_bytes=100)
+    assert client.stream.bytes_read == 101
+
+
+def test_a_body_that_ends_before_its_content_length_is_a_retryable_source_error_not_a_damaged_image() -> None:
+    """A cut transfer would otherwise reach the decoder as a truncated image and be recorded as a failure for good."""
+    client = OneObject(b"x" * 50, content_length=80)
+    with pytest.raises(SourceError, match="after 50 of its 80 bytes") as caught:
+        read_one(client, max_bytes=100)
+    assert caught.value.retryable is True
+    assert client.stream.closed
+
+
+def test_a_body_of_exactly_its_content_length_is_read_whole() -> None:
+    client = OneObject(b"x" * 100, content_length=100)
+    assert read_one(client, max_bytes=100) == b"x" * 100
 
 
 @pytest.mark.parametrize("bucket", ["photos", "no-such-bucket"])
@@ -113,7 +204,7 @@ def test_listing_walks_every_page_and_skips_other_suffixes(s3: Any) -> None:
 
 def test_without_boto3_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "boto3", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'imgcaption\[aws\]'") as caught:
+    with pytest.raises(MissingDependencyError, match=re.escape(install_hint("aws"))) as caught:
         s3_client()
     assert isinstance(caught.value, ImportError)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -141,13 +142,27 @@ def test_a_corrupt_file_with_an_image_extension_is_an_input_so_its_failure_is_re
     assert images == ["broken.jpg"]
 
 
-def test_reading_refuses_files_over_the_byte_cap(album: Path) -> None:
+def test_reading_refuses_files_over_the_byte_cap_by_stat_before_open(
+    album: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches the size check from ``stat`` going: the file would be opened (and 11 bytes read) to be refused."""
     source = LocalFileSource([album / "a.jpg"])
     (ref,) = source.iter_refs()
     assert isinstance(ref, ImageRef)
-    with pytest.raises(ImageTooLargeError):
+    content = (album / "a.jpg").read_bytes()
+    opened: list[Path] = []
+    real_open = Path.open
+
+    def recording_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+        opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", recording_open)
+    with pytest.raises(ImageTooLargeError, match=f"{len(content)} bytes exceeds the byte cap of 10"):
         source.read(ref, max_bytes=10)
-    assert source.read(ref, max_bytes=10_000) == (album / "a.jpg").read_bytes()
+    assert opened == []
+    assert source.read(ref, max_bytes=len(content)) == content  # exactly at the cap: read whole
+    assert opened == [album / "a.jpg"]
 
 
 def test_directory_symlinks_are_not_followed(album: Path, tmp_path: Path) -> None:

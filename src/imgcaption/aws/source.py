@@ -1,9 +1,11 @@
 """An :class:`~imgcaption.ports.ImageSource` over S3 objects: a fixed list of refs (from events) or a prefix listing.
 
 Reads refuse objects over the byte cap before downloading them: from the size in the event when there is one,
-otherwise from ``ContentLength`` before the body is read. Errors become the core's error tree: a missing object is
-an :class:`~imgcaption.errors.ImageNotFoundError` (recorded, never retried), throttling, 5xx and permission problems
-are ``retryable`` :class:`~imgcaption.errors.SourceError` so a queue hands them back instead of losing them.
+otherwise from ``ContentLength`` before the body is read; whatever the headers say, at most ``max_bytes + 1`` bytes
+are read, and a body that differs from its ``ContentLength`` is a retryable fault (a cut transfer), not a damaged
+image. Errors become the core's error tree: a missing object is an :class:`~imgcaption.errors.ImageNotFoundError`
+(recorded, never retried), throttling, 5xx and permission problems are ``retryable``
+:class:`~imgcaption.errors.SourceError` so a queue hands them back instead of losing them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class S3Source:
             raise translate_s3_error(exc, ref.uri) from exc
         if len(data) > max_bytes:
             raise ImageTooLargeError(f"more than the byte cap of {max_bytes} bytes", source=ref.uri)
+        if length is not None and len(data) != length:
+            # A cut transfer: botocore only notices on a further read, and the decoder would call the image damaged.
+            raise SourceError(
+                f"the object body ended after {len(data)} of its {length} bytes", source=ref.uri, retryable=True
+            )
         return data
 
 
