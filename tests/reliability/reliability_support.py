@@ -91,8 +91,8 @@ class FakeContext:
         return self.remaining()
 
 
-def sqs_event(*bodies: str, ids: Sequence[str] | None = None) -> dict[str, Any]:
-    """What Lambda's SQS event source mapping delivers for these message bodies."""
+def sqs_event(*bodies: str, ids: Sequence[str] | None = None, receive_count: int = 1) -> dict[str, Any]:
+    """What Lambda's SQS event source mapping delivers for these message bodies (delivered ``receive_count`` times)."""
     names = list(ids) if ids is not None else [f"message-{index}" for index in range(len(bodies))]
     return {
         "Records": [
@@ -100,7 +100,7 @@ def sqs_event(*bodies: str, ids: Sequence[str] | None = None) -> dict[str, Any]:
                 "messageId": name,
                 "receiptHandle": f"handle-{name}",
                 "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",

@@ -64,6 +64,41 @@ def test_only_the_image_the_model_chokes_on_fails_and_nothing_is_redelivered(aws
 # ----------------------------------------------------------------------------- a worker that dies
 
 
+class BatchRecordingCaptioner(FakeCaptioner):
+    """Remembers how many images each call of the model saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def forward(self, pixel_values: Any, generation: Any) -> Any:
+        self.batch_sizes.append(len(pixel_values))
+        return super().forward(pixel_values, generation)
+
+
+def test_a_redelivered_batch_is_captioned_one_image_at_a_time_and_what_was_finished_is_skipped(
+    aws: Aws, lambda_handler: Any
+) -> None:
+    """After a death, the messages come back with ApproximateReceiveCount 2: the image recorded before the death is
+    not captioned again, the others are captioned alone, and fresh messages in the same batch are still batched."""
+    captioner = BatchRecordingCaptioner()
+    handler = lambda_handler(aws, captioner, batch_size=4)
+    records = [aws.put(f"again/{index}.png", png(color)) for index, color in enumerate(COLORS)]
+    handler(sqs_event(body(records[0])), FakeContext())  # finished before the worker died
+    captioner.batch_sizes.clear()
+    captioner.forwarded.clear()
+
+    redelivered = sqs_event(body(records[0]), body(records[1], records[2]), receive_count=2)["Records"]
+    fresh = sqs_event(body(records[3]), body(records[4]), body(records[5]), ids=["new-0", "new-1", "new-2"])
+    response = handler({"Records": redelivered + fresh["Records"]}, FakeContext())
+
+    assert failed_ids(response) == []
+    assert captioner.batch_sizes == [3, 1, 1]  # the fresh ones together, then each redelivered image alone
+    assert describe(Image.new("RGB", (1, 1), COLORS[0])) not in captioner.forwarded
+    assert {item["status"] for item in aws.items().values()} == {"ok"}
+    assert not any("attempts" in item for item in aws.items().values())
+
+
 CRASHED = {"exit": CRASH_EXIT_CODE, "kill": -signal.SIGKILL, "segfault": -signal.SIGSEGV}
 MAX_ATTEMPTS = AwsSettings().max_attempts
 NOT_AN_EVENT = "this is not an S3 event"

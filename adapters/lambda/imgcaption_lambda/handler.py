@@ -8,8 +8,13 @@ environment — during the init phase when running in Lambda, so the cold start 
 Configuration (``IMGCAPTION_*``, see :class:`imgcaption.aws.settings.AwsSettings`): ``IMGCAPTION_TABLE_NAME``,
 ``IMGCAPTION_MODEL`` (``/opt/model`` in the image), ``IMGCAPTION_PRECISION``, ``IMGCAPTION_NUM_BEAMS``,
 ``IMGCAPTION_MAX_LENGTH``, ``IMGCAPTION_MAX_BYTES``, ``IMGCAPTION_MAX_PIXELS``, ``IMGCAPTION_BATCH_SIZE``,
-``IMGCAPTION_TIME_RESERVE_MS``; ``POWERTOOLS_SERVICE_NAME`` and ``POWERTOOLS_METRICS_NAMESPACE`` (default
-``imgcaption``).
+``IMGCAPTION_TIME_RESERVE_MS``, ``IMGCAPTION_MAX_ATTEMPTS`` (crash isolation), ``IMGCAPTION_MIRROR_DELETIONS``
+(tombstones for ``ObjectRemoved`` events; the stack sets it with ``notify_on_delete``); ``POWERTOOLS_SERVICE_NAME``
+and ``POWERTOOLS_METRICS_NAMESPACE`` (default ``imgcaption``).
+
+A crash of this process (out of memory, a segfault, the function timeout) returns nothing, so SQS delivers the whole
+batch again once the visibility timeout passes; the processor then captions those messages' images one at a time
+and gives up on an image that keeps killing it (:class:`imgcaption.errors.WorkerCrashedError`).
 """
 
 from __future__ import annotations
