@@ -9,7 +9,7 @@ Importing this package is cheap: torch and transformers (or ONNX Runtime) load o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imgcaption import errors
 from imgcaption.distribution import installed_version
@@ -27,19 +27,45 @@ from imgcaption.errors import (
     UnsupportedImageError,
 )
 from imgcaption.generation import GenerationOptions, Precision
+from imgcaption.lazy_exports import lazy_exports
 from imgcaption.results import Caption, CaptionFailure, CaptionResult
 from imgcaption.settings import Settings
 
 if TYPE_CHECKING:
     from imgcaption.captioner import Captioner
     from imgcaption.images import LoadedImage, load_image
+    from imgcaption.local.files import LocalFileSource
+    from imgcaption.local.gallery import ResultList
+    from imgcaption.local.sqlite_store import SQLiteStore
+    from imgcaption.pipeline import Pipeline, PipelineSummary
+    from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, ImageSource, Outcome, Skipped
 
 __version__ = installed_version()
+
+# Imported on first use: they pull in Pillow, numpy or sqlite3, which a bare `import imgcaption` does not need.
+_LAZY = {
+    "Captioner": "imgcaption.captioner",
+    "LoadedImage": "imgcaption.images",
+    "load_image": "imgcaption.images",
+    "Pipeline": "imgcaption.pipeline",
+    "PipelineSummary": "imgcaption.pipeline",
+    "CaptionSignature": "imgcaption.ports",
+    "CaptionStore": "imgcaption.ports",
+    "ImageRef": "imgcaption.ports",
+    "ImageSource": "imgcaption.ports",
+    "Outcome": "imgcaption.ports",
+    "Skipped": "imgcaption.ports",
+    "LocalFileSource": "imgcaption.local.files",
+    "ResultList": "imgcaption.local.gallery",
+    "SQLiteStore": "imgcaption.local.sqlite_store",
+}
 
 __all__ = [
     "Caption",
     "CaptionFailure",
     "CaptionResult",
+    "CaptionSignature",
+    "CaptionStore",
     "Captioner",
     "CaptioningError",
     "ConfigurationError",
@@ -47,33 +73,27 @@ __all__ = [
     "ImageDecodeError",
     "ImageError",
     "ImageNotFoundError",
+    "ImageRef",
+    "ImageSource",
     "ImageTooLargeError",
     "ImgCaptionError",
     "LoadedImage",
+    "LocalFileSource",
     "ModelLoadError",
+    "Outcome",
+    "Pipeline",
+    "PipelineSummary",
     "Precision",
+    "ResultList",
+    "SQLiteStore",
     "Settings",
+    "Skipped",
     "SourceError",
     "StoreError",
     "UnsupportedImageError",
+    "__version__",
     "errors",
     "load_image",
 ]
 
-_LAZY = {
-    "Captioner": "imgcaption.captioner",
-    "LoadedImage": "imgcaption.images",
-    "load_image": "imgcaption.images",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import heavy modules (Pillow, numpy) on first use, so ``import imgcaption`` stays fast."""
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'imgcaption' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=[name for name in __all__ if name not in _LAZY])

@@ -156,11 +156,16 @@ class Captioner:
     def caption(
         self, image: ImageInput, *, source: str | None = None, generation: GenerationOptions | None = None
     ) -> Caption:
-        """Caption one image; raises an :class:`~imgcaption.errors.ImgCaptionError` if it cannot."""
-        result = self.caption_many([image], sources=[source] if source else None, generation=generation)[0]
-        if isinstance(result, CaptionFailure):
-            raise _error_from_failure(result)
-        return result
+        """Caption one image; raises the :class:`~imgcaption.errors.ImgCaptionError` that stopped it, with its cause."""
+        name = describe_source(image, source)
+        options = generation or self.generation
+        started = time.perf_counter()
+        loaded = self.load(image, source=name)
+        try:
+            (text,) = self._texts([loaded.image], options)
+        except Exception as exc:
+            raise CaptioningError(f"inference failed: {type(exc).__name__}: {exc}", source=name) from exc
+        return self._caption(loaded, text, options, (time.perf_counter() - started) * 1000)
 
     def caption_many(
         self,
@@ -216,20 +221,7 @@ class Captioner:
             if isinstance(text, BaseException):
                 results.append(self.failure(text, loaded.source, sha256=loaded.sha256, generation=options))
             else:
-                results.append(
-                    Caption(
-                        text=text,
-                        source=loaded.source,
-                        model=self.model_id,
-                        revision=self.revision,
-                        precision=self.precision,
-                        generation=options,
-                        width=loaded.width,
-                        height=loaded.height,
-                        sha256=loaded.sha256,
-                        elapsed_ms=round(decode_ms + infer_ms, 3),
-                    )
-                )
+                results.append(self._caption(loaded, text, options, decode_ms + infer_ms))
         return results
 
     def failure(
@@ -269,6 +261,20 @@ class Captioner:
 
     # ---------------------------------------------------------------- internals
 
+    def _caption(self, loaded: LoadedImage, text: str, options: GenerationOptions, elapsed_ms: float) -> Caption:
+        return Caption(
+            text=text,
+            source=loaded.source,
+            model=self.model_id,
+            revision=self.revision,
+            precision=self.precision,
+            generation=options,
+            width=loaded.width,
+            height=loaded.height,
+            sha256=loaded.sha256,
+            elapsed_ms=round(elapsed_ms, 3),
+        )
+
     def _timed_load(self, item: ImageInput, source: str | None) -> tuple[LoadedImage, float] | CaptionFailure:
         name = describe_source(item, source)
         started = time.perf_counter()
@@ -296,15 +302,6 @@ class Captioner:
         for image in images:
             outcomes.extend(self._texts_isolating_failures([image], options))
         return outcomes
-
-
-def _error_from_failure(failure: CaptionFailure) -> ImgCaptionError:
-    from imgcaption import errors
-
-    error_class = getattr(errors, failure.error_type, None)
-    if not (isinstance(error_class, type) and issubclass(error_class, ImgCaptionError)):
-        error_class = CaptioningError
-    return error_class(failure.message, source=failure.source, retryable=failure.retryable)
 
 
 def _apply_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:

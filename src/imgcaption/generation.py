@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Precision = Literal["fp32", "int8", "bf16"]
+Precision = Literal["fp32", "int8"]
 """How the model computes. ``fp32`` is exact (same tokens as the original system); the others are opt-in fast modes."""
 
 

@@ -203,8 +203,3 @@ def _drain_unprocessed(pending: _Queue, summary: PipelineSummary) -> None:
             return
         if isinstance(item, tuple):
             summary.unprocessed.append(item[0])
-
-
-def run_pipeline(source: ImageSource, store: CaptionStore, captioner: Captioner, **options: object) -> PipelineSummary:
-    """Shorthand for ``Pipeline(source, store, captioner, **options).run()``."""
-    return Pipeline(source, store, captioner, **options).run()  # type: ignore[arg-type]

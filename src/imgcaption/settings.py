@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     revision: str | None = Field(
         default=None, description="Hub revision; defaults to the pinned commit when model is the default hub id."
     )
-    precision: Precision = Field(default="fp32", description="fp32 (exact) or a fast mode: int8, bf16.")
+    precision: Precision = Field(default="fp32", description="fp32 (exact) or int8 (fast).")
     num_beams: int = Field(default=4, ge=1, le=16)
     max_length: int | None = Field(default=16, ge=2, le=256)
     max_new_tokens: int | None = Field(default=None, ge=1, le=255)

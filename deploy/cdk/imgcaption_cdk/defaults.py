@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 Architecture = Literal["x86_64", "arm64"]
-Precision = Literal["fp32", "int8", "bf16"]
+Precision = Literal["fp32", "int8"]
 
 # --- model baked into the image (build args of adapters/lambda/Dockerfile) ---------------------------------
 MODEL_ID: Final = "nlpconnect/vit-gpt2-image-captioning"
@@ -47,8 +47,8 @@ MAX_PIXELS: Final = 100_000_000  # the ceiling: unless max_pixels is set, the fu
 # from 1.1 B (grayscale PNG) through 5 (RGB PNG), 9-10 (RGBA, palette with transparency) to 16.6 B (WebP, which
 # libwebp and Pillow each hold a copy of). JPEGs decode at a reduced DCT scale and cost far less.
 DECODE_BYTES_PER_PIXEL: Final = 17
-MODEL_PEAK_RSS_MB: Final[dict[Precision, int]] = {"int8": 561, "fp32": 1354, "bf16": 1354}  # BENCHMARKS.md, cold
-# start peak RSS: int8 runs ONNX Runtime; bf16 loads the fp32 torch stage (not measured on its own)
+MODEL_PEAK_RSS_MB: Final[dict[Precision, int]] = {"int8": 561, "fp32": 1354}  # BENCHMARKS.md, cold
+# start peak RSS: int8 runs ONNX Runtime, fp32 the torch stage
 BATCH_HEADROOM_MB: Final = 256  # a batch of ten reduced images at their largest (128 MB) and the source bytes read
 
 # --- bucket notifications ------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ nothing heavy so that the CLI's ``--help`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from imgcaption.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from imgcaption.local.files import LocalFileSource
@@ -22,11 +24,4 @@ _LAZY = {
     "render_gallery": "imgcaption.local.gallery",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'imgcaption.local' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module_name), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=[])
