@@ -41,6 +41,10 @@ class MemoryStore:
         self._records: dict[tuple[str, str], Outcome] = {}
         self._lock = threading.Lock()
         self.batches: list[int] = []
+        """The size of each :meth:`record` call, in order."""
+        self.writes: list[Outcome] = []
+        """Every outcome ever recorded, in order, repeats included: the records keep only the last one per key,
+        so only this shows an input recorded twice."""
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         with self._lock:
@@ -48,6 +52,12 @@ class MemoryStore:
                 key = (outcome.ref.uri, CaptionSignature.of(outcome.result).key)
                 self._records[key] = outcome
             self.batches.append(len(outcomes))
+            self.writes.extend(outcomes)
+
+    def written_uris(self) -> list[str]:
+        """The URI of every outcome ever recorded, sorted, repeats included."""
+        with self._lock:
+            return sorted(outcome.ref.uri for outcome in self.writes)
 
     def has_caption(self, ref: ImageRef, signature: CaptionSignature) -> bool:
         with self._lock:
