@@ -67,6 +67,8 @@ class Pipeline:
     """False for queue-driven callers (Lambda): transient failures go back to the queue instead of the store."""
     on_outcome: Callable[[Outcome], None] | None = None
     on_skipped: Callable[[Skipped], None] | None = None
+    on_listed: Callable[[ImageRef], None] | None = None
+    """Called on the reader thread for each input it will caption (after skip-existing): a progress bar's total."""
     should_stop: Callable[[], bool] | None = None
     """Checked before each batch; when it returns True the rest is handed back as ``unprocessed``."""
 
@@ -123,6 +125,8 @@ class Pipeline:
                 if self.skip_existing and self.store.has_caption(item, signature):
                     summary.skipped_existing += 1
                     continue
+                if self.on_listed:
+                    self.on_listed(item)
                 if not _put(pending, (item, self._decode(item)), stop):
                     summary.unprocessed.append(item)
         except BaseException as exc:  # handed to the main thread, which re-raises it

@@ -90,11 +90,11 @@ def caption(
     from imgcaption.local.files import LocalFileSource
     from imgcaption.local.sidecars import SidecarWriter
     from imgcaption.local.writers import make_writer
-    from imgcaption_cli.running import Terminal, list_inputs, print_summary, run_captioning
+    from imgcaption_cli.running import Terminal, first_inputs, print_summary, run_captioning
 
     terminal = Terminal(quiet=quiet, verbose=verbose)
     source = LocalFileSource(paths, recursive=recursive)
-    refs, not_images = list_inputs(source, terminal)
+    refs = first_inputs(source, terminal)
     if not refs:
         terminal.warn(f"no images found in {', '.join(paths)}" + ("" if recursive else " (try --recursive)"))
         sys.exit(EXIT_OK)
@@ -106,7 +106,6 @@ def caption(
         stream = cleanup.enter_context(open_output(output, terminal))
         bare = output_format == "text" and len(refs) == 1 and refs[0].explicit
         result = run_captioning(
-            refs,
             source,
             store,
             captioner,
@@ -116,7 +115,6 @@ def caption(
             writer=make_writer(output_format, stream, bare_text=bare),
             sidecars=SidecarWriter(overwrite=overwrite) if sidecar else None,
         )
-        result.not_images = not_images
         print_summary(result, terminal, store_path=str(store.path), sidecars=sidecar)
     sys.exit(result.exit_code)
 

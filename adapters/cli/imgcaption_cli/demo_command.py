@@ -77,15 +77,11 @@ def demo(db: Path | None, output: Path, random_model_size: Literal["full", "tiny
 
     from imgcaption.local.files import LocalFileSource
     from imgcaption.local.writers import TextWriter
-    from imgcaption.ports import ImageRef
 
-    source = LocalFileSource(plan.images)
-    refs = [ref for ref in source.iter_refs() if isinstance(ref, ImageRef)]
     store = open_store(settings)
     with contextlib.closing(store):
         result = run_captioning(
-            refs,
-            source,
+            LocalFileSource(plan.images),
             store,
             plan.captioner,
             terminal,

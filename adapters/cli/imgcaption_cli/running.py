@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -116,44 +117,29 @@ class _ConsoleLines:
             self._partial = ""
 
 
-def list_inputs(source: ImageSource, terminal: Terminal) -> tuple[list[ImageRef], list[Skipped]]:
-    """Everything the source yields, up front: the progress bar needs a total, and an empty run needs no model."""
-    refs: list[ImageRef] = []
-    skipped: list[Skipped] = []
+def first_inputs(source: ImageSource, terminal: Terminal, limit: int = 2) -> list[ImageRef]:
+    """Up to ``limit`` inputs, listing no further: is there anything to caption (an empty run loads no model), and
+    is it one named file (printed bare)? The pipeline lists everything as it captions."""
     with terminal.status("Finding images…", log=False):
-        for item in source.iter_refs():
-            if isinstance(item, Skipped):
-                skipped.append(item)
-            else:
-                refs.append(item)
-    for item in skipped:
-        terminal.detail(f"skipped {display_path(item.uri)}: {item.reason}")
-    return refs, skipped
-
-
-class _Listed:
-    """The already-listed inputs as a source, reading through the original one."""
-
-    def __init__(self, refs: list[ImageRef], source: ImageSource) -> None:
-        self.refs = refs
-        self.source = source
-
-    def iter_refs(self) -> Iterator[ImageRef | Skipped]:
-        yield from self.refs
-
-    def read(self, ref: ImageRef, max_bytes: int) -> bytes:
-        return self.source.read(ref, max_bytes)
+        refs = (item for item in source.iter_refs() if isinstance(item, ImageRef))
+        return list(itertools.islice(refs, limit))
 
 
 @dataclass
 class RunResult:
     summary: PipelineSummary
-    already_captioned: int = 0
-    not_images: list[Skipped] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     sidecars: collections.Counter[SidecarStatus] = field(default_factory=collections.Counter)
     interrupted: bool = False
     broken_pipe: bool = False
+
+    @property
+    def already_captioned(self) -> int:
+        return self.summary.skipped_existing
+
+    @property
+    def not_images(self) -> list[Skipped]:
+        return self.summary.not_images
 
     @property
     def exit_code(self) -> int:
@@ -198,7 +184,6 @@ class _Stop:
 
 
 def run_captioning(
-    refs: list[ImageRef],
     source: ImageSource,
     store: CaptionStore,
     captioner: Captioner,
@@ -211,20 +196,24 @@ def run_captioning(
     collect: bool = False,
     annotate: Callable[[Outcome], str | None] | None = None,
 ) -> RunResult:
-    """Caption ``refs`` into ``store``, reporting as it goes; never raises for a bad image."""
-    already = 0
-    todo = refs
-    if skip_existing:
-        signature = captioner.signature
-        todo = [ref for ref in refs if not store.has_caption(ref, signature)]
-        already = len(refs) - len(todo)
-    result = RunResult(PipelineSummary(), already_captioned=already)
+    """Caption what ``source`` lists into ``store``, reporting as it goes; never raises for a bad image."""
+    result = RunResult(PipelineSummary())
     stop = _Stop()
     announced = False
     failed = 0
+    listed = 0
 
-    progress = _progress(terminal) if terminal.interactive and todo else None
-    task = progress.add_task("Captioning", total=len(todo)) if progress else None
+    progress = _progress(terminal) if terminal.interactive else None
+    task = progress.add_task("Captioning", total=None) if progress else None
+
+    def on_listed(_: ImageRef) -> None:
+        nonlocal listed
+        listed += 1
+        if progress is not None and task is not None:  # the total grows as the pipeline lists
+            progress.update(task, total=listed)
+
+    def on_skipped(item: Skipped) -> None:
+        terminal.detail(f"skipped {display_path(item.uri)}: {item.reason}")
 
     def should_stop() -> bool:
         nonlocal announced
@@ -261,11 +250,14 @@ def run_captioning(
             progress.update(task, advance=1, description=f"Captioning ({failed} failed)" if failed else "Captioning")
 
     pipeline = Pipeline(
-        _Listed(todo, source),
+        source,
         store,
         captioner,
         batch_size=batch_size,
+        skip_existing=skip_existing,
         on_outcome=on_outcome,
+        on_skipped=on_skipped,
+        on_listed=on_listed,
         should_stop=should_stop,
     )
     try:
