@@ -231,8 +231,8 @@ class EventProcessor:
     def _caption_alone(self, refs: Sequence[S3ObjectRef], report: RunReport, guard: RemainingTimeGuard | None) -> None:
         """One image per pipeline run (no decoding ahead), each behind its attempt counter.
 
-        Images never tried alone go first, so a culprit that keeps killing workers delays its batch-mates by one
-        delivery at most; those at the limit go before them, as they only need a write.
+        Images never tried alone go first, so once a culprit has died alone it no longer holds up its batch-mates;
+        those at the limit go before them, as they only need a write.
         """
         tracker = self.store if isinstance(self.store, AttemptTracker) else None
         signature = self.captioner.signature
@@ -303,19 +303,17 @@ class EventProcessor:
         from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
         parsed: dict[str, list[S3ObjectRef] | EventParseError] = {}
+        isolate: set[str] = set()  # objects of messages delivered again: maybe what killed the last worker
         for record in event["Records"]:
             try:
-                parsed[record["messageId"]] = refs_from_body(record["body"])
+                parsed[record["messageId"]] = entry = refs_from_body(record["body"])
             except EventParseError as exc:
                 logger.error("message %s is not an S3 event; it will go to the DLQ: %s", record["messageId"], exc)
                 parsed[record["messageId"]] = exc
+                continue
+            if _receive_count(record) > 1:
+                isolate.update(ref.uri for ref in entry)
         refs = [ref for entry in parsed.values() if not isinstance(entry, EventParseError) for ref in entry]
-        isolate = {
-            ref.uri
-            for record in event["Records"]
-            if _receive_count(record) > 1 and not isinstance(parsed[record["messageId"]], EventParseError)
-            for ref in parsed[record["messageId"]]  # type: ignore[union-attr]
-        }
         report = self.process(refs, context, isolate=isolate)
 
         def check_record(record: SQSRecord) -> None:
