@@ -19,6 +19,7 @@ from PIL import Image
 from imgcaption.backends.base import LoadedModel
 from imgcaption.captioner import Captioner
 from imgcaption.generation import GenerationOptions
+from imgcaption.settings import DEFAULT_MAX_BYTES
 
 BUCKET = "photos"
 TABLE = "captions"
@@ -39,7 +40,7 @@ class FakeCaptioner(Captioner):
 
     def __init__(self, *, poison: Sequence[Rgb] = (), max_bytes: int | None = None) -> None:
         loaded = LoadedModel(None, None, None, model_id="fake-captioner", revision="1", provenance={})
-        super().__init__(loaded, generation=GenerationOptions(num_beams=1), **_caps(max_bytes))
+        super().__init__(loaded, generation=GenerationOptions(num_beams=1), max_bytes=max_bytes or DEFAULT_MAX_BYTES)
         self.poison = set(poison)
         self.forwarded: list[str] = []
         """Every caption the fake model produced, in order (batches retried one by one appear again)."""
@@ -57,10 +58,6 @@ class FakeCaptioner(Captioner):
         texts = list(token_ids)
         self.forwarded.extend(texts)
         return texts
-
-
-def _caps(max_bytes: int | None) -> dict[str, int]:
-    return {} if max_bytes is None else {"max_bytes": max_bytes}
 
 
 def png(color: Rgb | str = (200, 30, 30), size: tuple[int, int] = (16, 12)) -> bytes:

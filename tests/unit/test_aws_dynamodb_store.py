@@ -67,7 +67,8 @@ def items(store: DynamoDBStore) -> list[dict[str, Any]]:
 def text_of(store: DynamoDBStore) -> str | None:
     item = store.get(URI)
     assert item is not None
-    return item.get("caption", {}).get("S")
+    text = item.get("caption", {}).get("S")
+    return None if text is None else str(text)
 
 
 def test_a_caption_is_one_item_with_the_contract_attributes(store: DynamoDBStore) -> None:
@@ -194,13 +195,11 @@ class ThrottledClient:
     """A DynamoDB client that is throttled even after botocore's retries."""
 
     def put_item(self, **_: Any) -> Any:
-        raise ClientError(
-            {
-                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            },
-            "PutItem",
-        )
+        response: Any = {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        raise ClientError(response, "PutItem")
 
 
 def test_throttling_surfaces_as_a_retryable_store_error() -> None:
