@@ -1,4 +1,7 @@
-"""All configuration in one place, read from ``IMGCAPTION_*`` environment variables (or a ``.env`` file).
+"""All configuration in one place, read from ``IMGCAPTION_*`` environment variables.
+
+A ``.env`` file is read only when asked for (``Settings(_env_file=...)``; the CLI takes ``IMGCAPTION_ENV_FILE``), so
+running in a directory that happens to hold one changes nothing.
 
 The CLI, the Lambda handler and the library read the same names, so a deployment is configured the same way as a
 laptop: ``IMGCAPTION_MODEL=/opt/model IMGCAPTION_PRECISION=int8 ...``.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,15 +29,27 @@ DEFAULT_MAX_PIXELS = 100_000_000
 (5 B a pixel for an RGB PNG, 17 for WebP) before it is reduced; the Lambda derives a lower cap from its memory."""
 
 
+LEGACY_DB_PATH = Path("~/.imgcaption/captions.db")
+"""Where versions before 0.2 kept the store; a database found there keeps being used."""
+
+
 def default_db_path() -> Path:
-    """Where the CLI's SQLite store lives unless ``--db`` / ``IMGCAPTION_DB`` says otherwise."""
-    return Path.home() / ".imgcaption" / "captions.db"
+    """Where the CLI's SQLite store lives unless ``--db`` / ``IMGCAPTION_DB`` says otherwise.
+
+    The platform's user data directory (``~/.local/share/imgcaption`` on Linux, honouring ``XDG_DATA_HOME``;
+    ``~/Library/Application Support/imgcaption`` on macOS; ``%LOCALAPPDATA%\\imgcaption`` on Windows), unless a store
+    from an earlier version exists at ``~/.imgcaption/captions.db``.
+    """
+    legacy = LEGACY_DB_PATH.expanduser()
+    if legacy.is_file():
+        return legacy
+    return platformdirs.user_data_path("imgcaption", appauthor=False) / "captions.db"
 
 
 class Settings(BaseSettings):
     """Every knob, with the environment variable that sets it (``IMGCAPTION_`` + field name, any case)."""
 
-    model_config = SettingsConfigDict(env_prefix="IMGCAPTION_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="IMGCAPTION_", env_file=None, extra="ignore")
 
     model: str = Field(default=DEFAULT_MODEL, description="Hub id or local model directory.")
     revision: str | None = Field(

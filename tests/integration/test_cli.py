@@ -51,6 +51,7 @@ def imgcaption(tiny_model_dir: Path, db: Path, monkeypatch: pytest.MonkeyPatch, 
     """Run ``imgcaption ARGS`` against the tiny model and the test's database."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
 
     def run(*args: str | Path, model: str | Path = tiny_model_dir) -> Result:
         env = {"IMGCAPTION_MODEL": str(model), "IMGCAPTION_DB": str(db), "IMGCAPTION_THREADS": "1"}
@@ -277,7 +278,7 @@ def test_demo_offline_prefers_the_trained_scene_captioner_which_gets_the_scenes_
     right = result.stderr.count("✓ the true caption")
     assert right >= len([seed for seed in seeds if seed not in scene_model.SCENE_CAPTIONER_MISSES])
     assert right + result.stderr.count("✗ expected: ") == 8
-    assert (tmp_path / "home" / ".imgcaption" / "demo" / "scenes").is_dir()
+    assert (tmp_path / "home" / ".local" / "share" / "imgcaption" / "demo" / "scenes").is_dir()
 
 
 def test_demo_uses_the_configured_model_when_it_loads(imgcaption, db: Path, tmp_path: Path) -> None:

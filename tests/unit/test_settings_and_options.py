@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from imgcaption import Caption, CaptionFailure, GenerationOptions, Settings, threads
+from imgcaption import Caption, CaptionFailure, GenerationOptions, Settings
+from imgcaption.backends import threads
 from imgcaption.results import caption_result_adapter
 from imgcaption.settings import DEFAULT_MODEL, DEFAULT_REVISION
 

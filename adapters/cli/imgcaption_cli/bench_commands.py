@@ -64,6 +64,9 @@ def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
 )
 @click.option("--fidelity-images", default=24, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write raw JSON.")
+@click.option(
+    "--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here."
+)
 def bench(
     model_dir: Path,
     artifact: Path | None,
@@ -76,6 +79,7 @@ def bench(
     fidelity_model: Path | None,
     fidelity_images: int,
     json_path: Path | None,
+    markdown_path: Path | None,
 ) -> None:
     """Benchmark fp32 (exact), int8 (torch) and int8 ONNX Runtime against the baseline on MODEL_DIR; print markdown.
 
@@ -103,6 +107,9 @@ def bench(
         progress=lambda message: click.echo(message, err=True),
     )
     result = run_benchmark(config)
+    report = render(result)
     if json_path is not None:
         json_path.write_text(result.to_json())
-    click.echo(render(result))
+    if markdown_path is not None:
+        markdown_path.write_text(report)
+    click.echo(report)

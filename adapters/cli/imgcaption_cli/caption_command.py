@@ -17,6 +17,7 @@ from imgcaption_cli.options import EXIT_OK, UsageFailure, db_option, load_settin
 
 if TYPE_CHECKING:
     from imgcaption.captioner import Captioner
+    from imgcaption.local.no_store import NoStore
     from imgcaption.local.sqlite_store import SQLiteStore
     from imgcaption.settings import Settings
     from imgcaption_cli.running import Terminal
@@ -43,9 +44,16 @@ PRECISIONS = ("fp32", "int8")
 )  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
 @click.option("--sidecar", is_flag=True, help="Also write photo.txt next to each photo.jpg.")
-@click.option("--overwrite", is_flag=True, help="Let --sidecar replace existing .txt files.")
-@click.option("--skip-existing", is_flag=True, help="Skip images already captioned with the same model and options.")
+@click.option("--overwrite", is_flag=True, help="Let --sidecar replace existing sidecar files.")
+@click.option("--sidecar-ext", default=".txt", help="Sidecar extension, e.g. .caption (kohya's training scripts).")
+@click.option("--prefix", default="", help="Text written before each sidecar caption, e.g. a trigger word and ', '.")
+@click.option("--suffix", default="", help="Text written after each sidecar caption.")
+@click.option(
+    "--skip-existing", is_flag=True,
+    help="Skip images already captioned with the same model and options (with --sidecar: or that have a sidecar).",
+)  # fmt: skip
 @db_option
+@click.option("--no-store", is_flag=True, help="Record nothing in the database: results go to stdout/--output only.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; errors only.")
 @click.option("-v", "--verbose", is_flag=True, help="List skipped files and kept sidecars.")
 def caption(
@@ -61,8 +69,12 @@ def caption(
     output: Path | None,
     sidecar: bool,
     overwrite: bool,
+    sidecar_ext: str,
+    prefix: str,
+    suffix: str,
     skip_existing: bool,
     db: Path | None,
+    no_store: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -75,8 +87,17 @@ def caption(
     Exit status: 0 all captioned, 1 some failed (the rest are recorded),
                  2 usage or configuration error (nothing captioned), 130 interrupted.
     """
-    if overwrite and not sidecar:
-        raise click.UsageError("--overwrite only applies to --sidecar")
+    sidecar_only = {
+        "--overwrite": overwrite,
+        "--sidecar-ext": sidecar_ext != ".txt",
+        "--prefix": prefix,
+        "--suffix": suffix,
+    }
+    for name, given in sidecar_only.items():
+        if given and not sidecar:
+            raise click.UsageError(f"{name} only applies to --sidecar")
+    if no_store and (skip_existing or db is not None):
+        raise click.UsageError("--no-store keeps no database, so it cannot be combined with --skip-existing or --db")
     settings = load_settings(
         model=model,
         revision=revision,
@@ -88,7 +109,8 @@ def caption(
     )
 
     from imgcaption.local.files import LocalFileSource
-    from imgcaption.local.sidecars import SidecarWriter
+    from imgcaption.local.no_store import NoStore
+    from imgcaption.local.sidecars import SidecarWriter, SkippingCaptionedSidecars, valid_extension
     from imgcaption.local.writers import make_writer
     from imgcaption_cli.running import Terminal, first_inputs, print_summary, run_captioning
 
@@ -99,7 +121,10 @@ def caption(
         terminal.warn(f"no images found in {', '.join(paths)}" + ("" if recursive else " (try --recursive)"))
         sys.exit(EXIT_OK)
 
-    store = open_store(settings)
+    if not valid_extension(sidecar_ext):
+        raise click.UsageError(f"--sidecar-ext must be a dot and a name, such as .txt or .caption: {sidecar_ext!r}")
+    sidecars = SidecarWriter(overwrite=overwrite, extension=sidecar_ext, prefix=prefix, suffix=suffix)
+    store: SQLiteStore | NoStore = NoStore() if no_store else open_store(settings)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(store.close)
         captioner = load_captioner(settings, terminal)
@@ -107,15 +132,15 @@ def caption(
         bare = output_format == "text" and len(refs) == 1 and refs[0].explicit
         result = run_captioning(
             source,
-            store,
+            SkippingCaptionedSidecars(store, sidecars) if sidecar and skip_existing else store,
             captioner,
             terminal,
             batch_size=settings.batch_size,
             skip_existing=skip_existing,
             writer=make_writer(output_format, stream, bare_text=bare),
-            sidecars=SidecarWriter(overwrite=overwrite) if sidecar else None,
+            sidecars=sidecars if sidecar else None,
         )
-        print_summary(result, terminal, store_path=str(store.path), sidecars=sidecar)
+        print_summary(result, terminal, store_path=str(store.path or "none (--no-store)"), sidecars=sidecar)
     sys.exit(result.exit_code)
 
 

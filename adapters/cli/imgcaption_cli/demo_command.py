@@ -126,7 +126,7 @@ def plan_demo(settings: Settings, terminal: Terminal, *, random_model_size: Lite
 
 
 def demo_dir() -> Path:
-    """Files the demo generates live beside the default store: ``~/.imgcaption/demo``."""
+    """Files the demo generates live beside the default store (``demo/`` in the user data directory)."""
     from imgcaption.settings import default_db_path
 
     return default_db_path().parent / "demo"

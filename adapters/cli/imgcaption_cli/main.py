@@ -109,7 +109,11 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(package_name=DISTRIBUTION)
 def cli() -> None:
     """Caption images with a local model: folders, globs, S3 buckets.
@@ -119,6 +123,7 @@ def cli() -> None:
       imgcaption export --format html --output gallery.html
       imgcaption demo
 
-    Captions are recorded in a SQLite database (default ~/.imgcaption/captions.db; --db or IMGCAPTION_DB to
-    change it). Every setting can also come from an IMGCAPTION_* environment variable.
+    Captions are recorded in a SQLite database (default: captions.db in the user data directory, e.g.
+    ~/.local/share/imgcaption; --db or IMGCAPTION_DB to change it, --no-store for none). Every setting can also
+    come from an IMGCAPTION_* environment variable, or a .env file named by IMGCAPTION_ENV_FILE.
     """

@@ -27,19 +27,26 @@ def db_option(function: F) -> F:
         "--db",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
-        help="SQLite file that records every outcome. [default: $IMGCAPTION_DB or ~/.imgcaption/captions.db]",
+        help="SQLite file that records every outcome. [default: $IMGCAPTION_DB, else captions.db in the user data "
+        "directory, e.g. ~/.local/share/imgcaption]",
     )(function)
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from ``IMGCAPTION_*`` (and ``.env``), with the options given on the command line on top."""
+    """Settings from ``IMGCAPTION_*`` (and the ``.env`` file ``IMGCAPTION_ENV_FILE`` names, if any), with the
+    options given on the command line on top."""
+    import os
+
     from pydantic import ValidationError
 
     from imgcaption.settings import Settings
 
     given = {key: value for key, value in overrides.items() if value is not None}
+    env_file = os.environ.get("IMGCAPTION_ENV_FILE") or None
+    if env_file is not None and not Path(env_file).is_file():
+        raise click.UsageError(f"IMGCAPTION_ENV_FILE names {env_file}, which is not a file")
     try:
-        return Settings(**given)
+        return Settings(_env_file=env_file, **given)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()

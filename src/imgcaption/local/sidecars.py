@@ -1,5 +1,8 @@
 """Sidecar captions: ``photo.txt`` next to ``photo.jpg`` (the layout image-dataset tools read).
 
+The extension is a choice (``.caption`` is what kohya's training scripts read), and the text can carry a fixed
+prefix or suffix, such as a LoRA trigger word: ``sks_dog, a dog sitting on a couch``.
+
 An existing file is never replaced unless asked (it may be the user's own notes), a file this run already wrote
 for another image (``photo.jpg`` and ``photo.png``) is never replaced at all, and nothing is written anywhere but
 the image's own directory: the sidecar path is derived from the image path, and a symlink in its place is refused.
@@ -13,9 +16,11 @@ import enum
 import functools
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, Outcome
 from imgcaption.results import Caption
 
 SIDECAR_SUFFIX = ".txt"
@@ -36,10 +41,16 @@ class SidecarResult:
     detail: str = ""
 
 
-def sidecar_path(image_path: str | os.PathLike[str]) -> Path:
+def sidecar_path(image_path: str | os.PathLike[str], extension: str = SIDECAR_SUFFIX) -> Path:
     """``dir/photo.jpg`` → ``dir/photo.txt``: same directory, same stem, by construction."""
     image = Path(image_path)
-    return image.with_name(image.stem + SIDECAR_SUFFIX)
+    return image.with_name(image.stem + extension)
+
+
+def valid_extension(extension: str) -> bool:
+    """``.txt``, ``.caption``: a dot and a plain name, so the sidecar stays in the image's directory."""
+    name = extension[1:]
+    return extension.startswith(".") and bool(name) and name.replace("_", "").replace("-", "").isalnum()
 
 
 @dataclass
@@ -47,13 +58,23 @@ class SidecarWriter:
     """Writes one sidecar per successful caption; :attr:`written` remembers this run's files."""
 
     overwrite: bool = False
+    extension: str = SIDECAR_SUFFIX
+    prefix: str = ""
+    suffix: str = ""
     written: set[Path] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if not valid_extension(self.extension):
+            raise ValueError(f"a sidecar extension is a dot and a name, such as .txt or .caption: {self.extension!r}")
+
+    def path_for(self, image_path: str) -> Path:
+        return sidecar_path(image_path, self.extension)
 
     def write(self, caption: Caption) -> SidecarResult:
         source = caption.source
         if "://" in source or not os.path.isabs(source):
             return SidecarResult(SidecarStatus.NOT_LOCAL, None, source)
-        target = sidecar_path(source)
+        target = self.path_for(source)
         if target.suffix.lower() == Path(source).suffix.lower():
             return SidecarResult(SidecarStatus.CONFLICT, target, "the image itself has the sidecar name")
         if target in self.written:
@@ -62,7 +83,7 @@ class SidecarWriter:
             return SidecarResult(SidecarStatus.CONFLICT, target, "is a symlink; refusing to write through it")
         if target.exists() and not target.is_file():
             return SidecarResult(SidecarStatus.CONFLICT, target, "exists and is not a regular file")
-        content = caption.text + "\n"
+        content = f"{self.prefix}{caption.text}{self.suffix}\n"
         try:
             if self.overwrite:
                 _replace_atomically(target, content)
@@ -76,6 +97,27 @@ class SidecarWriter:
             return SidecarResult(SidecarStatus.ERROR, target, exc.strerror or str(exc))
         self.written.add(target)
         return SidecarResult(SidecarStatus.WRITTEN, target)
+
+
+@dataclass
+class SkippingCaptionedSidecars:
+    """A store that also counts an image as captioned when its sidecar exists (``--skip-existing --sidecar``).
+
+    Captions written by another tool, or by hand, are kept and their images not captioned again.
+    """
+
+    store: CaptionStore
+    sidecars: SidecarWriter
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        self.store.record(outcomes)
+
+    def has_caption(self, ref: ImageRef, signature: CaptionSignature) -> bool:
+        local = "://" not in ref.uri and os.path.isabs(ref.uri)
+        return (local and self.sidecars.path_for(ref.uri).is_file()) or self.store.has_caption(ref, signature)
+
+    def outcomes(self) -> Iterable[Outcome]:
+        return self.store.outcomes()
 
 
 @functools.cache
