@@ -5,8 +5,8 @@
 
 What runs is production code over real HTTP: ``moto_server`` (its own process, 127.0.0.1) with a bucket whose
 notification feeds a queue (redrive to a DLQ after 3 receives), and W worker processes each running
-:class:`~imgcaption.aws.worker.SqsWorker` around the Lambda's :class:`~imgcaption.aws.processor.EventProcessor`
-and the conditional :class:`~imgcaption.aws.store.DynamoDBStore`. Only the model is fake (a :class:`Captioner` whose
+:class:`~imgcaption_aws.worker.SqsWorker` around the Lambda's :class:`~imgcaption_aws.processor.EventProcessor`
+and the conditional :class:`~imgcaption_aws.store.DynamoDBStore`. Only the model is fake (a :class:`Captioner` whose
 three stages name the image's colour), so the figures measure the plumbing, not inference.
 
 Mixed in on purpose: every ``--corrupt-every``-th object is a broken JPEG (must be a recorded ``ImageDecodeError``,
@@ -100,7 +100,7 @@ def expected_outcome(index: int, corrupt_every: int) -> tuple[str, str]:
 
 
 def clients(endpoint: str) -> tuple[Any, Any, Any]:
-    from imgcaption.aws.clients import dynamodb_client, s3_client, sqs_client
+    from imgcaption_aws.clients import dynamodb_client, s3_client, sqs_client
 
     return s3_client(endpoint, REGION), sqs_client(endpoint, REGION), dynamodb_client(endpoint, REGION)
 
@@ -178,9 +178,9 @@ def drain(sqs: Any, queue_url: str) -> list[str]:
 def run_worker(endpoint: str, queue_url: str, signals: Path, batch_size: int) -> dict[str, Any]:
     """Say ``ready``, wait for ``signals/go``, then consume the queue with the Lambda's processor until
     ``signals/stop`` exists and a poll came back empty."""
-    from imgcaption.aws.processor import EventProcessor
-    from imgcaption.aws.store import DynamoDBStore
-    from imgcaption.aws.worker import SqsWorker
+    from imgcaption_aws.processor import EventProcessor
+    from imgcaption_aws.store import DynamoDBStore
+    from imgcaption_aws.worker import SqsWorker
 
     s3, sqs, dynamodb = clients(endpoint)
     store = DynamoDBStore(dynamodb, TABLE)

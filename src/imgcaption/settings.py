@@ -65,7 +65,6 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
     local_files_only: bool = Field(default=False, description="Never contact the model hub.")
     db: Path = Field(default_factory=default_db_path, description="SQLite store used by the CLI.")
-    table_name: str | None = Field(default=None, description="DynamoDB table used by the Lambda handler.")
 
     @property
     def generation(self) -> GenerationOptions:

@@ -7,7 +7,7 @@ from cdk_synth import Synth
 
 
 def test_the_deployed_receive_count_outlasts_the_crash_isolation_attempts(default: Synth) -> None:
-    from imgcaption.aws.settings import AwsSettings
+    from imgcaption_aws.settings import AwsSettings
 
     _, queue = next(
         (logical_id, resource)

@@ -21,7 +21,7 @@ def test_the_function_mirrors_deletions_exactly_when_the_bucket_sends_them(defau
 
 
 def test_the_environment_name_is_the_core_setting() -> None:
-    from imgcaption.aws.settings import AwsSettings
+    from imgcaption_aws.settings import AwsSettings
 
     assert (str(AwsSettings.model_config.get("env_prefix")) + "mirror_deletions").upper() == MIRROR_DELETIONS_ENV
     assert "mirror_deletions" in AwsSettings.model_fields

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from imgcaption.aws.clients import dynamodb_client, s3_client, sqs_client
-from imgcaption.aws.events import notification_record
+from imgcaption_aws.clients import dynamodb_client, s3_client, sqs_client
+from imgcaption_aws.events import notification_record
 from imgcaption_cli.aws_commands import backfill, worker
 
 pytestmark = pytest.mark.slow

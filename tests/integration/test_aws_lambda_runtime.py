@@ -25,8 +25,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from imgcaption.aws.clients import dynamodb_client, s3_client
-from imgcaption.aws.events import notification_record
+from imgcaption_aws.clients import dynamodb_client, s3_client
+from imgcaption_aws.events import notification_record
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from reliability_support import TABLE, Aws, FakeCaptioner, moto_aws, moto_server, served_aws
 
-from imgcaption.aws.settings import AwsSettings
+from imgcaption_aws.settings import AwsSettings
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from imgcaption.aws.settings import AwsSettings
 from imgcaption.testing.corpus import cheap_large_png
+from imgcaption_aws.settings import AwsSettings
 
 HERE = Path(__file__).parent
 

@@ -138,7 +138,7 @@ class Aws:
 
     def put(self, key: str, data: bytes, *, bucket: str = BUCKET, **fields: Any) -> dict[str, Any]:
         """Upload ``data`` and return the S3 notification record S3 would send about it."""
-        from imgcaption.aws.events import notification_record
+        from imgcaption_aws.events import notification_record
 
         response = self.s3.put_object(Bucket=bucket, Key=key, Body=data)
         fields.setdefault("size", len(data))
@@ -221,7 +221,7 @@ def _credentials() -> Iterator[None]:
 
 def _provision(endpoint: str | None, *, versioned: bool) -> Aws:
     """Clients built exactly as production builds them (standard retries), a bucket and the captions table."""
-    from imgcaption.aws.clients import dynamodb_client, s3_client, sqs_client
+    from imgcaption_aws.clients import dynamodb_client, s3_client, sqs_client
 
     s3, dynamodb, sqs = s3_client(endpoint), dynamodb_client(endpoint), sqs_client(endpoint)
     aws = Aws(s3, dynamodb, sqs)

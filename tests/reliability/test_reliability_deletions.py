@@ -38,10 +38,10 @@ from reliability_support import (
     sqs_event,
 )
 
-from imgcaption.aws.backfill import backfill_message
-from imgcaption.aws.events import notification_record, object_ref
-from imgcaption.aws.settings import AwsSettings
-from imgcaption.aws.store import DynamoDBStore
+from imgcaption_aws.backfill import backfill_message
+from imgcaption_aws.events import notification_record, object_ref
+from imgcaption_aws.settings import AwsSettings
+from imgcaption_aws.store import DynamoDBStore
 
 PLAIN_BUCKET = "plain"
 EVENT_TIME = "2024-05-01T10:00:00.000Z"

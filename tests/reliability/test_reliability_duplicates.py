@@ -20,10 +20,10 @@ import pytest
 from PIL import Image
 from reliability_support import BUCKET, TABLE, Aws, FakeCaptioner, color_of, describe, png
 
-from imgcaption.aws.events import notification_record
-from imgcaption.aws.processor import EventProcessor
-from imgcaption.aws.store import DynamoDBStore
-from imgcaption.aws.worker import SqsWorker
+from imgcaption_aws.events import notification_record
+from imgcaption_aws.processor import EventProcessor
+from imgcaption_aws.store import DynamoDBStore
+from imgcaption_aws.worker import SqsWorker
 
 OBJECTS = 8
 UPLOADS_PER_OBJECT = 3

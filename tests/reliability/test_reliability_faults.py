@@ -1,7 +1,7 @@
 """Throttling and 5xx: botocore retries first, then the message goes back to the queue, and a redelivery succeeds.
 
 Faults are injected at the HTTP layer (botocore's ``before-send`` event, where moto itself answers), so the clients
-built by :mod:`imgcaption.aws.clients` run their real ``standard`` retry mode over them: the attempt counts below are
+built by :mod:`imgcaption_aws.clients` run their real ``standard`` retry mode over them: the attempt counts below are
 botocore's. Backoff sleeps are recorded instead of slept. Nothing transient is ever recorded as a failure, and
 nothing that a redelivery could finish reaches the DLQ; a bad image is a recorded failure, deleted from the queue.
 """
@@ -21,11 +21,11 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from reliability_support import BUCKET, Aws, FakeCaptioner, FakeContext, body, failed_ids, png, sqs_event
 
-from imgcaption.aws.clients import MAX_ATTEMPTS
-from imgcaption.aws.events import notification_record
-from imgcaption.aws.processor import EventProcessor
-from imgcaption.aws.store import DynamoDBStore
-from imgcaption.aws.worker import SqsWorker
+from imgcaption_aws.clients import MAX_ATTEMPTS
+from imgcaption_aws.events import notification_record
+from imgcaption_aws.processor import EventProcessor
+from imgcaption_aws.store import DynamoDBStore
+from imgcaption_aws.worker import SqsWorker
 
 THROTTLED = (400, "ProvisionedThroughputExceededException")
 SLOW_DOWN = (503, "SlowDown")

@@ -32,7 +32,7 @@ from reliability_support import (
     sqs_event,
 )
 
-from imgcaption.aws.settings import AwsSettings
+from imgcaption_aws.settings import AwsSettings
 
 POISON = (13, 13, 13)
 COLORS = [(200, 10, 10), (10, 200, 10), POISON, (10, 10, 200), (200, 200, 10), (10, 200, 200)]

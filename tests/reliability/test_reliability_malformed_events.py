@@ -40,8 +40,8 @@ from reliability_support import (
     sqs_event,
 )
 
-from imgcaption.aws.events import EventParseError, notification_record
-from imgcaption.aws.settings import AwsSettings
+from imgcaption_aws.events import EventParseError, notification_record
+from imgcaption_aws.settings import AwsSettings
 
 GOOD_KEYS = ("good/a.png", "good/b c+d.png")
 BAIT = "bait/named-by-every-malformed-notification.png"

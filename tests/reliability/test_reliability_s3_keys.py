@@ -31,8 +31,8 @@ from reliability_support import (
     sqs_event,
 )
 
-from imgcaption.aws.events import notification_record
-from imgcaption.aws.settings import AwsSettings
+from imgcaption_aws.events import notification_record
+from imgcaption_aws.settings import AwsSettings
 
 MAX_KEY_BYTES = 1024
 

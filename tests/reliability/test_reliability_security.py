@@ -33,9 +33,9 @@ from reliability_support import (
     sqs_event,
 )
 
-from imgcaption.aws.events import notification_record
 from imgcaption.local.sidecars import SidecarStatus, SidecarWriter
 from imgcaption.results import Caption
+from imgcaption_aws.events import notification_record
 
 CAP = 4_000
 READ_ONLY_OPERATIONS = {"GetObject", "HeadObject"}

@@ -10,13 +10,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from imgcaption.aws.clients import dynamodb_client
-from imgcaption.aws.events import S3ObjectRef, object_ref
-from imgcaption.aws.store import DynamoDBStore, sequencer_key
 from imgcaption.errors import StoreError
 from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, Outcome
 from imgcaption.results import Caption, CaptionFailure
+from imgcaption_aws.clients import dynamodb_client
+from imgcaption_aws.events import S3ObjectRef, object_ref
+from imgcaption_aws.store import DynamoDBStore, sequencer_key
 
 TABLE = "captions"
 URI = "s3://photos/holiday 2024/café +1.jpg"
@@ -235,7 +235,7 @@ def test_the_in_batch_rule_is_the_write_condition(
     store: DynamoDBStore, current: S3ObjectRef, candidate: S3ObjectRef
 ) -> None:
     """What the Lambda keeps of two events in one batch is what the table keeps when they come in two batches."""
-    from imgcaption.aws.store import supersedes
+    from imgcaption_aws.store import supersedes
 
     store.record([Outcome(current, caption("current"))])
     store.record([Outcome(candidate, caption("candidate"))])

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgcaption.aws.events import (
+from imgcaption_aws.events import (
     EventParseError,
     S3ObjectRef,
     classify,
@@ -20,7 +20,7 @@ from imgcaption.aws.events import (
     refs_from_body,
     refs_from_event,
 )
-from imgcaption.aws.uris import parse_s3_uri
+from imgcaption_aws.uris import parse_s3_uri
 
 EVENTS = Path(__file__).parents[1] / "events"
 

@@ -13,13 +13,13 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from imgcaption.aws.clients import s3_client
-from imgcaption.aws.deps import MissingDependencyError
-from imgcaption.aws.events import object_ref
-from imgcaption.aws.source import S3Source, iter_objects
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ImageNotFoundError, ImageTooLargeError, SourceError
 from imgcaption.ports import Skipped
+from imgcaption_aws.clients import s3_client
+from imgcaption_aws.deps import MissingDependencyError
+from imgcaption_aws.events import object_ref
+from imgcaption_aws.source import S3Source, iter_objects
 
 
 @pytest.fixture

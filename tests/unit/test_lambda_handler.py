@@ -17,12 +17,12 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from imgcaption.aws.clients import dynamodb_client, s3_client
-from imgcaption.aws.events import EventParseError, notification_record
-from imgcaption.aws.processor import RetryLater
-from imgcaption.aws.settings import AwsSettings
 from imgcaption.errors import StoreError
 from imgcaption.testing import MemoryStore
+from imgcaption_aws.clients import dynamodb_client, s3_client
+from imgcaption_aws.events import EventParseError, notification_record
+from imgcaption_aws.processor import RetryLater
+from imgcaption_aws.settings import AwsSettings
 
 EVENTS = Path(__file__).parents[1] / "events"
 BUCKET = "photos"

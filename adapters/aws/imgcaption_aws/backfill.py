@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from imgcaption.aws.clients import is_transient
-from imgcaption.aws.events import S3ObjectRef, notification_record
-from imgcaption.aws.source import IMAGE_SUFFIXES, iter_objects
 from imgcaption.errors import SourceError
 from imgcaption.ports import Skipped
+from imgcaption_aws.clients import is_transient
+from imgcaption_aws.events import S3ObjectRef, notification_record
+from imgcaption_aws.source import IMAGE_SUFFIXES, iter_objects
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

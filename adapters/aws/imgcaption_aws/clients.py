@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from imgcaption.aws.deps import require
+from imgcaption_aws.deps import require
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -24,9 +24,9 @@ from urllib.parse import quote_plus, unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imgcaption.aws.uris import S3Location
 from imgcaption.errors import ImgCaptionError
 from imgcaption.ports import ImageRef
+from imgcaption_aws.uris import S3Location
 
 EventKind = Literal["sqs", "s3", "sns", "eventbridge", "batch_operations", "test"]
 Removal = Literal["object", "version"]

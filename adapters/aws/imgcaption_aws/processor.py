@@ -20,7 +20,7 @@ reached ``max_attempts`` is not tried again: it is recorded as a non-retryable
 never takes them, or itself, to the dead-letter queue.
 
 Removals (``ObjectRemoved:*``) become tombstones when ``mirror_deletions`` is on (see
-:meth:`imgcaption.aws.store.DynamoDBStore.record_removal`); otherwise they are ignored.
+:meth:`imgcaption_aws.store.DynamoDBStore.record_removal`); otherwise they are ignored.
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from imgcaption.aws.events import (
+from imgcaption.errors import ConfigurationError, ImgCaptionError, WorkerCrashedError
+from imgcaption.pipeline import Pipeline
+from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, Outcome
+from imgcaption.results import Caption, CaptionFailure
+from imgcaption_aws.events import (
     BatchOperationsEvent,
     EventParseError,
     S3ObjectRef,
@@ -39,19 +43,15 @@ from imgcaption.aws.events import (
     refs_from_body,
     refs_from_event,
 )
-from imgcaption.aws.source import S3Source
-from imgcaption.errors import ConfigurationError, ImgCaptionError, WorkerCrashedError
-from imgcaption.pipeline import Pipeline
-from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, Outcome
-from imgcaption.results import Caption, CaptionFailure
+from imgcaption_aws.source import S3Source
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
-    from imgcaption.aws.settings import AwsSettings
-    from imgcaption.aws.store import AttemptStart
     from imgcaption.captioner import Captioner
+    from imgcaption_aws.settings import AwsSettings
+    from imgcaption_aws.store import AttemptStart
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class MetricsSink(Protocol):
 
 @runtime_checkable
 class AttemptTracker(Protocol):
-    """A store that counts attempts per event (:class:`~imgcaption.aws.store.DynamoDBStore`)."""
+    """A store that counts attempts per event (:class:`~imgcaption_aws.store.DynamoDBStore`)."""
 
     def begin_attempt(self, ref: ImageRef, signature: CaptionSignature) -> AttemptStart: ...
 
@@ -79,7 +79,7 @@ class AttemptTracker(Protocol):
 
 @runtime_checkable
 class RemovalRecorder(Protocol):
-    """A store that mirrors deletions (:class:`~imgcaption.aws.store.DynamoDBStore`)."""
+    """A store that mirrors deletions (:class:`~imgcaption_aws.store.DynamoDBStore`)."""
 
     def record_removal(self, ref: S3ObjectRef) -> bool: ...
 
@@ -400,7 +400,7 @@ def _attempt_order(attempts: int, limit: int) -> tuple[int, int]:
 
 def _hidden(ref: S3ObjectRef, removals: Sequence[S3ObjectRef]) -> bool:
     """Whether a removal in the same batch hides this creation (so it is not read only to be tombstoned)."""
-    from imgcaption.aws.store import supersedes
+    from imgcaption_aws.store import supersedes
 
     return any(
         removal.uri == ref.uri and removal.removed == "object" and supersedes(removal, ref) for removal in removals
@@ -411,7 +411,7 @@ def _newest_per_object(refs: Sequence[S3ObjectRef]) -> list[S3ObjectRef]:
     """One ref per object, the newest event wins (by the store's own rule): duplicates and superseded events in one
     batch cost nothing, and the one kept is the one the store would keep had they come in separate batches (two
     events with neither sequencer nor time, as S3 Batch Operations sends, are equal here: the first is kept)."""
-    from imgcaption.aws.store import supersedes
+    from imgcaption_aws.store import supersedes
 
     newest: dict[str, S3ObjectRef] = {}
     for ref in refs:
@@ -447,8 +447,8 @@ def build_processor(
     metrics: MetricsSink | None = None,
 ) -> EventProcessor:
     """Wire the real adapters from settings; anything passed in (tests) is used instead."""
-    from imgcaption.aws.clients import dynamodb_client, s3_client
-    from imgcaption.aws.store import DynamoDBStore
+    from imgcaption_aws.clients import dynamodb_client, s3_client
+    from imgcaption_aws.store import DynamoDBStore
 
     if store is None:
         if not settings.table_name:

@@ -8,8 +8,9 @@ from imgcaption.settings import Settings
 
 
 class AwsSettings(Settings):
-    """``IMGCAPTION_*`` variables of the core settings, plus queue, endpoint and the Lambda time reserve."""
+    """``IMGCAPTION_*`` variables of the core settings, plus table, queue, endpoint and the Lambda time reserve."""
 
+    table_name: str | None = Field(default=None, description="DynamoDB table the handler and worker write to.")
     queue_url: str | None = Field(default=None, description="SQS queue the worker polls and backfill fills.")
     endpoint_url: str | None = Field(
         default=None, description="Custom AWS endpoint (moto_server, LocalStack); AWS_ENDPOINT_URL also works."

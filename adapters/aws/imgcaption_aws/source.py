@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from imgcaption.aws.clients import error_code, is_transient
-from imgcaption.aws.events import S3ObjectRef, object_ref
-from imgcaption.aws.uris import parse_s3_uri
 from imgcaption.errors import ImageNotFoundError, ImageTooLargeError, ImgCaptionError, SourceError
 from imgcaption.ports import ImageRef, Skipped
+from imgcaption_aws.clients import error_code, is_transient
+from imgcaption_aws.events import S3ObjectRef, object_ref
+from imgcaption_aws.uris import parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

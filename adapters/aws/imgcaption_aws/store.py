@@ -36,12 +36,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imgcaption.aws.clients import error_code, is_transient
-from imgcaption.aws.events import S3ObjectRef, normalize_time
 from imgcaption.errors import StoreError
 from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, ImageRef, Outcome
 from imgcaption.results import Caption, CaptionFailure
+from imgcaption_aws.clients import error_code, is_transient
+from imgcaption_aws.events import S3ObjectRef, normalize_time
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

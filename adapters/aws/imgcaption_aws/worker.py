@@ -1,7 +1,7 @@
 """A long-polling SQS worker that runs the Lambda's own processor: the whole pipeline on a laptop or moto_server.
 
 Each receive (up to 10 messages) becomes an SQS-shaped Lambda event handed to
-:meth:`~imgcaption.aws.processor.EventProcessor.handle`; the messages it does not report as batch item failures are
+:meth:`~imgcaption_aws.processor.EventProcessor.handle`; the messages it does not report as batch item failures are
 deleted, the failures become visible again after ``retry_delay_s`` — what Lambda's event source mapping does.
 """
 

@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 def _settings(**overrides: Any) -> Any:
     from pydantic import ValidationError
 
-    from imgcaption.aws.settings import AwsSettings
+    from imgcaption_aws.settings import AwsSettings
 
     try:
         return AwsSettings(**{key: value for key, value in overrides.items() if value is not None})
@@ -71,10 +71,10 @@ def backfill(
     region: str | None,
 ) -> None:
     """Queue every object under S3_URI (s3://bucket/prefix) for captioning, as if it had just been uploaded."""
-    from imgcaption.aws.backfill import enqueue_backfill
-    from imgcaption.aws.clients import s3_client, sqs_client
-    from imgcaption.aws.source import IMAGE_SUFFIXES
     from imgcaption.errors import ImgCaptionError
+    from imgcaption_aws.backfill import enqueue_backfill
+    from imgcaption_aws.clients import s3_client, sqs_client
+    from imgcaption_aws.source import IMAGE_SUFFIXES
 
     settings = _settings(queue_url=queue_url, endpoint_url=endpoint_url, region=region)
     if not settings.queue_url:
@@ -130,10 +130,10 @@ def worker(
     retry_delay: int,
 ) -> None:
     """Caption S3 objects announced on an SQS queue, with the same code as the Lambda handler."""
-    from imgcaption.aws.clients import sqs_client
-    from imgcaption.aws.processor import build_processor
-    from imgcaption.aws.worker import SqsWorker
     from imgcaption.errors import ImgCaptionError
+    from imgcaption_aws.clients import sqs_client
+    from imgcaption_aws.processor import build_processor
+    from imgcaption_aws.worker import SqsWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(

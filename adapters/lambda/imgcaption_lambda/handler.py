@@ -1,11 +1,11 @@
 """AWS Lambda handler: S3 / SQS / EventBridge / Batch Operations events → captions in DynamoDB.
 
 Thin on purpose: parsing, the pipeline, the store and the partial batch response live in
-:class:`imgcaption.aws.processor.EventProcessor`, which the local ``imgcaption worker`` runs too. This module adds
+:class:`imgcaption_aws.processor.EventProcessor`, which the local ``imgcaption worker`` runs too. This module adds
 what only Lambda has: structured logs and CloudWatch metrics (powertools), and a model loaded once per execution
 environment — during the init phase when running in Lambda, so the cold start is paid before the first event.
 
-Configuration (``IMGCAPTION_*``, see :class:`imgcaption.aws.settings.AwsSettings`): ``IMGCAPTION_TABLE_NAME``,
+Configuration (``IMGCAPTION_*``, see :class:`imgcaption_aws.settings.AwsSettings`): ``IMGCAPTION_TABLE_NAME``,
 ``IMGCAPTION_MODEL`` (``/opt/model`` in the image), ``IMGCAPTION_PRECISION``, ``IMGCAPTION_NUM_BEAMS``,
 ``IMGCAPTION_MAX_LENGTH``, ``IMGCAPTION_MAX_BYTES``, ``IMGCAPTION_MAX_PIXELS``, ``IMGCAPTION_BATCH_SIZE``,
 ``IMGCAPTION_TIME_RESERVE_MS``, ``IMGCAPTION_MAX_ATTEMPTS`` (crash isolation), ``IMGCAPTION_MIRROR_DELETIONS``
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from imgcaption.aws.processor import EventProcessor, build_processor
-from imgcaption.aws.settings import AwsSettings
+from imgcaption_aws.processor import EventProcessor, build_processor
+from imgcaption_aws.settings import AwsSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
