@@ -177,7 +177,11 @@ def decode_bytes(data: bytes, *, source: str, max_pixels: int = DEFAULT_MAX_PIXE
             opened.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
         # Decode before reading EXIF: on a PNG, getexif() decodes the pixels itself, and a decode error raised
         # there would pass for an unreadable EXIF block while load() then returned the partial frame.
+        expected_size = opened.size
         opened.load()
+        if opened.size != expected_size:  # the decoder disagrees with the header: the frame it made is what exists
+            _check_pixels(opened.size, source, max_pixels)
+            stored_size = opened.size
         orientation = _orientation(opened, source)
         width, height = _oriented_size(stored_size, orientation)
         rgb = to_rgb(upright(reduce_for_model(opened), orientation))
@@ -276,7 +280,9 @@ def reduced_size(width: int, height: int) -> tuple[int, int]:
     scale = min(1.0, MAX_SHORT_SIDE / min(width, height), math.sqrt(MAX_REDUCED_PIXELS / (width * height)))
     if scale >= 1.0:
         return width, height
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    short = max(1, round(min(width, height) * scale))
+    long = min(round(max(width, height) * scale), MAX_REDUCED_PIXELS // short)  # rounding up must not overshoot
+    return (long, short) if width >= height else (short, long)
 
 
 _POINT_SAMPLED_MODES = {"1": "L", "P": "RGB", "PA": "RGBA"}

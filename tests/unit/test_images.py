@@ -253,6 +253,7 @@ def test_fine_detail_is_averaged_in_the_reduction_not_point_sampled(mode: str) -
         ((7000, 7000), (896, 896)),  # a 49 MP square
         ((20_000, 20), (20_000, 20)),  # a thin strip holds few pixels: untouched
         ((50_000, 2000), (8960, 358)),  # a panorama: bounded by the pixel budget, not its short side
+        ((159, 20_205), (159, 20_196)),  # found by fuzzing: rounding the long side up overshot the budget
         ((64, 40), (64, 40)),
     ],
 )
@@ -260,6 +261,7 @@ def test_reduction_keeps_the_aspect_and_bounds_the_short_side_and_the_pixel_coun
     size: tuple[int, int], reduced: tuple[int, int]
 ) -> None:
     assert reduced_size(*size) == reduced
+    assert reduced_size(*reduced) == reduced, "a reduced size is within both bounds"
     assert min(reduced) <= MAX_SHORT_SIDE
     assert reduced[0] * reduced[1] <= max(MAX_REDUCED_PIXELS, size[0] * size[1] if reduced == size else 0)
 
@@ -371,6 +373,16 @@ def test_bytes_after_a_png_iend_chunk_are_not_checked_as_chunks() -> None:
     data = encode(upright_pattern(), "PNG")
     loaded = load_image(data + b"\x00\x00\x00\x04IDATjunk" + b"\xff" * 64)
     assert np.array_equal(pixels(loaded.image), pixels(upright_pattern()))
+
+
+def test_an_image_whose_decoder_disagrees_with_its_header_reports_and_caps_the_frame_it_decoded() -> None:
+    """Found by fuzzing: a HEIF's clean-aperture box says 40×24, libheif decodes 64×24; the header's size was kept."""
+    pytest.importorskip("pillow_heif")
+    _, data = corpus_file("fuzz-heif-clap.heic")
+    loaded = load_image(data)
+    assert loaded.image.size == (loaded.width, loaded.height) == (64, 24)
+    with pytest.raises(errors.ImageTooLargeError, match="64×24"):
+        load_image(data, max_pixels=40 * 24)  # the header alone passes this cap
 
 
 def test_an_unreadable_exif_block_on_an_image_that_decodes_is_a_warning_naming_its_source(

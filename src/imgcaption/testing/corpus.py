@@ -6,6 +6,8 @@ it (``ok``) or refuse it with a specific typed error. ``python scripts/make_corp
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import io
 import os
 import struct
@@ -170,6 +172,20 @@ def _float_tiff() -> bytes:
     return _encode(Image.fromarray(np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)), "TIFF")
 
 
+# Inputs scripts/fuzz_decode.py found (docs/RELIABILITY.md, Fuzzing), as it saved them.
+_FUZZ_GIF_STRIP = base64.b64decode("R0lGODdhAAEhfwAFVVVVLAAAAAABAAEAAAgEAAQAOw==")
+_FUZZ_HEIF_CLAP = base64.b64decode(
+    "AAAAHGZ0eXBoZWljAAAAAG1pZjFoZWljbWlhZgAAAXxtZXRhAAAAAAAAACFoZGxyAAAAAAAAAABwaWN0AAAAAAAAAAAAAAAAAAAA"
+    "ACJpbG9jAAAAAERAAAEAAQAAAAABoAABAAAAAAAAAIQAAAAjaWluZgAAAAAAAQAAABVpbmZlAgAAAAABAABodmMxAAAAAA5waXRt"
+    "AAAAAAABAAAA/GlwcnAAAADcaXBjbwAAAHVodmNDAQNwAAAAkAAAAAAAHvAA/P34+AAADwNgAAEAGEABDAH//wNwAAADAJAAAAMA"
+    "AAMAHroCQGEAAQApQgEBA3AAAAMAkAAAAwAAAwAeoCCBBZbqrprm4CGgwIAAAAyAAAADAIRiAAEABkQBwXPBiQAAABNjb2xybmNs"
+    "eAABAA0ABoAAAAAUaXNwZQAAAAAAAABAAAAAQAAAAChjbGFwAAAAKAAAAAEAAAAYAAAAAfX//+gAAAAC////2AAAAAIAAAAQcGl4"
+    "aQAAAAADCAgIAAAAGGlwbWEAAAAAAAAAAQABBYECAwWEAAAAjG1kYXQAAACAKAGvEyHnGw3lMjb/eBPVM+DJtjD6noQACdCN1Yb4"
+    "awsD4hllfMxFzKGjVh4PXPxZ/mQOpqkk9SxXca9jnd57+LA/nC59Xw/ozwqIthiOMfU45ivfsr6AUFmhDrd0d6iPYxIKLXgnpDvQ"
+    "fDFA0bsHruaVMOY8GMtjwcDfolIC71w="
+)
+_HAS_HEIF_DECODER = importlib.util.find_spec("pillow_heif") is not None
+
 _FILES: list[tuple[str, str, str, Callable[[], bytes]]] = [
     ("empty.jpg", "ImageDecodeError", "zero bytes", lambda: b""),
     ("text-named.jpg", "UnsupportedImageError", "a text file with an image name", lambda: b"just some notes\n" * 20),
@@ -255,6 +271,18 @@ _FILES: list[tuple[str, str, str, Callable[[], bytes]]] = [
     ("webp-named.jpeg", "ok", "a WebP with a .jpeg name", lambda: _encode(_photo(), "WEBP")),
     ("trailing-garbage.jpg", "ok", "a JPEG followed by junk", lambda: _encode(_photo(), "JPEG") + b"\0junk" * 100),
     *[(f"orientation-{o}.jpg", "ok", f"EXIF orientation {o}", (lambda o=o: _with_orientation(o))) for o in range(1, 9)],
+    (
+        "fuzz-gif-strip.gif",
+        "ok",
+        "31 bytes declaring a 256×32545 GIF: its reduction once rounded the long side over the pixel budget",
+        lambda: _FUZZ_GIF_STRIP,
+    ),
+    (
+        "fuzz-heif-clap.heic",
+        "ok" if _HAS_HEIF_DECODER else "UnsupportedImageError",
+        "a HEIF whose clean-aperture box says 40×24 but decodes to 64×24: the record once kept the header's size",
+        lambda: _FUZZ_HEIF_CLAP,
+    ),
 ]
 
 
