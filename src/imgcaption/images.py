@@ -45,7 +45,8 @@ DRAFT_SIZE = 2 * MODEL_INPUT_SIZE
 """JPEGs decode at the smallest DCT scale still at least this big: 8× less work for a 12 MP photo, same caption."""
 MAX_SHORT_SIDE = 4 * MODEL_INPUT_SIZE
 """Decoded images are reduced until their short side is at most this (896 px). A JPEG draft is already below it
-(its short side is under 2 × DRAFT_SIZE), so the captions of JPEG photos do not change."""
+unless the photo's short side passes 7168 px (the DCT scales stop at 1/8), so the captions of JPEG photos do not
+change."""
 MAX_REDUCED_PIXELS = 4 * MAX_SHORT_SIDE**2
 """...and until they hold at most this many pixels (3.2 MP, under 10 MB as RGB): bounds panoramas too, whose short
 side alone would let a 100 MP strip through at 20 MP."""
