@@ -24,7 +24,8 @@ from PIL import Image
 
 from imgcaption_aws.clients import dynamodb_client, s3_client, sqs_client
 from imgcaption_aws.events import notification_record
-from imgcaption_cli.aws_commands import backfill, worker
+from imgcaption_cli.aws_commands import worker
+from imgcaption_cli.backfill_command import backfill
 
 pytestmark = pytest.mark.slow
 
@@ -237,7 +238,13 @@ def test_backfill_queues_existing_objects_through_the_same_path(moto: Moto, imag
     args = [f"s3://{bucket}/2023/", "--queue-url", moto.queue_url, "--endpoint-url", moto.endpoint]
     result = CliRunner().invoke(backfill, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"enqueued": 11, "skipped": 1, "failed": []}
+    assert json.loads(result.stdout) == {
+        "enqueued": 11,
+        "already_captioned": 0,
+        "skipped": 1,
+        "failed": [],
+        "resume_after": keys[-1],  # every key up to the last one was queued
+    }
     run_worker(moto, images)
     items = moto.items(bucket)
     assert sorted(items) == sorted(keys)

@@ -53,6 +53,16 @@ def sqs_client(endpoint_url: str | None = None, region: str | None = None) -> SQ
     return client
 
 
+def s3control_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
+    """S3 Control (Batch Operations jobs). Untyped: boto3-stubs is installed without its s3control stubs."""
+    return _client("s3control", endpoint_url, region)
+
+
+def account_id(endpoint_url: str | None = None, region: str | None = None) -> str:
+    """The caller's account id (S3 Control needs it on every request)."""
+    return str(_client("sts", endpoint_url, region).get_caller_identity()["Account"])
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
     response = getattr(exc, "response", None)

@@ -89,16 +89,30 @@ def translate_s3_error(exc: BaseException, uri: str) -> ImgCaptionError:
 
 
 def iter_objects(
-    s3: S3Client, uri: str, suffixes: Sequence[str] | None = IMAGE_SUFFIXES, *, page_size: int = 1000
+    s3: S3Client,
+    uri: str,
+    suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
+    *,
+    page_size: int = 1000,
+    start_after: str | None = None,
 ) -> Iterator[S3ObjectRef | Skipped]:
-    """List ``s3://bucket/prefix`` page by page; folder markers are dropped, non-matching suffixes are Skipped."""
+    """List ``s3://bucket/prefix`` page by page (keys after ``start_after`` only, if given); folder markers are
+    dropped, non-matching suffixes are Skipped."""
     location = parse_s3_uri(uri, allow_empty_key=True)
     wanted = tuple(suffix.lower() for suffix in suffixes) if suffixes else None
     paginator = s3.get_paginator("list_objects_v2")
+    pages = (
+        paginator.paginate(
+            Bucket=location.bucket,
+            Prefix=location.key,
+            StartAfter=start_after,
+            PaginationConfig={"PageSize": page_size},
+        )
+        if start_after
+        else paginator.paginate(Bucket=location.bucket, Prefix=location.key, PaginationConfig={"PageSize": page_size})
+    )
     try:
-        for page in paginator.paginate(
-            Bucket=location.bucket, Prefix=location.key, PaginationConfig={"PageSize": page_size}
-        ):
+        for page in pages:
             for item in page.get("Contents", []):
                 key = item["Key"]
                 if key.endswith("/"):

@@ -119,10 +119,7 @@ class DynamoDBStore:
 
     def has_caption(self, ref: ImageRef, signature: CaptionSignature) -> bool:
         item = self.get(ref.uri)
-        if item is None or _s(item, "status") != "ok" or _s(item, "signature") != signature.key:
-            return False
-        stored_etag = _s(item, "etag")
-        return ref.etag is None or stored_etag is None or stored_etag == ref.etag
+        return item is not None and _holds_caption(item, ref, signature)
 
     def outcomes(self) -> Iterator[Outcome]:
         """Every caption and failure; tombstones and items holding only an attempt counter are not outcomes."""
@@ -209,6 +206,37 @@ class DynamoDBStore:
                 request = response.get("UnprocessedKeys") or {}
         return found
 
+    def captioned(self, refs: Sequence[ImageRef], signature: CaptionSignature) -> set[str]:
+        """The URIs among ``refs`` that :meth:`has_caption` would accept, read 100 keys per ``BatchGetItem``."""
+        wanted = {ref.uri: ref for ref in refs}
+        keys = [{PARTITION_KEY: {"S": uri}} for uri in wanted]
+        found: set[str] = set()
+        for start in range(0, len(keys), 100):  # BatchGetItem's limit
+            request: Any = {
+                self.table_name: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "#id, #st, #sig, #etag",
+                    "ExpressionAttributeNames": {
+                        "#id": PARTITION_KEY,
+                        "#st": "status",
+                        "#sig": "signature",
+                        "#etag": "etag",
+                    },
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise _store_error(exc, "reading which objects are captioned failed") from exc
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    ref = wanted.get(_s(item, PARTITION_KEY) or "")
+                    if ref is not None and _holds_caption(item, ref, signature):
+                        found.add(ref.uri)
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
     # ------------------------------------------------------------------ deletions
 
     def record_removal(self, ref: S3ObjectRef) -> bool:
@@ -284,6 +312,14 @@ class DynamoDBStore:
             raise _store_error(exc, "writing the outcome failed", outcome.ref.uri) from exc
         with self._lock:
             self.report.written += 1
+
+
+def _holds_caption(item: Mapping[str, Any], ref: ImageRef, signature: CaptionSignature) -> bool:
+    """A caption of ``signature`` for this content (the same ETag, when both sides know it)."""
+    if _s(item, "status") != "ok" or _s(item, "signature") != signature.key:
+        return False
+    stored_etag = _s(item, "etag")
+    return ref.etag is None or stored_etag is None or stored_etag == ref.etag
 
 
 def _store_error(exc: BaseException, what: str, uri: str | None = None) -> StoreError:

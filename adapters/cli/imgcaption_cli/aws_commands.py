@@ -1,8 +1,8 @@
-"""``imgcaption backfill`` and ``imgcaption worker``: the AWS path from a shell (the ``aws`` extra).
+"""``imgcaption worker`` and the options every AWS command shares (the ``aws`` extra).
 
-``backfill`` queues existing objects as S3-notification-shaped messages; ``worker`` long-polls the queue and runs
-the Lambda handler's own processor, so the whole S3 → SQS → captioner → DynamoDB path runs locally, e.g. against
-``moto_server`` with ``--endpoint-url http://127.0.0.1:5000``.
+``worker`` long-polls the queue and runs the Lambda handler's own processor, so the whole S3 → SQS → captioner →
+DynamoDB path runs locally, e.g. against ``moto_server`` with ``--endpoint-url http://127.0.0.1:5000``.
+(``backfill`` is in backfill_command.py.)
 """
 
 from __future__ import annotations
@@ -46,56 +46,6 @@ endpoint_option = click.option(
 )
 region_option = click.option("--region", default=None, help="AWS region. [default: the SDK's own resolution]")
 queue_option = click.option("--queue-url", default=None, help="SQS queue URL. [default: $IMGCAPTION_QUEUE_URL]")
-
-
-@click.command()
-@click.argument("s3_uri")
-@queue_option
-@click.option(
-    "--suffix",
-    "suffixes",
-    multiple=True,
-    help="Only keys ending with this (repeatable, case-insensitive). [default: common image suffixes]",
-)
-@click.option("--all-objects", is_flag=True, help="Queue every object, whatever its suffix.")
-@click.option("--dry-run", is_flag=True, help="Count what would be queued; send nothing.")
-@endpoint_option
-@region_option
-def backfill(
-    s3_uri: str,
-    queue_url: str | None,
-    suffixes: tuple[str, ...],
-    all_objects: bool,
-    dry_run: bool,
-    endpoint_url: str | None,
-    region: str | None,
-) -> None:
-    """Queue every object under S3_URI (s3://bucket/prefix) for captioning, as if it had just been uploaded."""
-    from imgcaption.errors import ImgCaptionError
-    from imgcaption_aws.backfill import enqueue_backfill
-    from imgcaption_aws.clients import s3_client, sqs_client
-    from imgcaption_aws.source import IMAGE_SUFFIXES
-
-    settings = _settings(queue_url=queue_url, endpoint_url=endpoint_url, region=region)
-    if not settings.queue_url:
-        raise _fail("--queue-url (or IMGCAPTION_QUEUE_URL) is required")
-    chosen = None if all_objects else (suffixes or IMAGE_SUFFIXES)
-    try:
-        report = enqueue_backfill(
-            s3_client(settings.endpoint_url, settings.region),
-            sqs_client(settings.endpoint_url, settings.region),
-            s3_uri,
-            settings.queue_url,
-            suffixes=chosen,
-            dry_run=dry_run,
-        )
-    except ImgCaptionError as exc:
-        raise _fail(str(exc)) from exc
-    verb = "would queue" if dry_run else "queued"
-    click.echo(f"{verb} {report.enqueued} objects; skipped {len(report.skipped)} by suffix", err=True)
-    click.echo(json.dumps({"enqueued": report.enqueued, "skipped": len(report.skipped), "failed": report.failed}))
-    if report.failed:
-        raise SystemExit(EXIT_SOME_FAILED)
 
 
 @click.command()

@@ -31,7 +31,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "export": LazyCommand("imgcaption_cli.export_command:export", "Dump the caption store as JSONL, CSV or HTML."),
     "demo": LazyCommand("imgcaption_cli.demo_command:demo", "Caption the bundled examples and write a gallery."),
     "backfill": LazyCommand(
-        "imgcaption_cli.aws_commands:backfill", "Queue existing S3 objects for captioning.", extra="aws"
+        "imgcaption_cli.backfill_command:backfill", "Queue existing S3 objects for captioning.", extra="aws"
     ),
     "worker": LazyCommand("imgcaption_cli.aws_commands:worker", "Caption S3 objects from an SQS queue.", extra="aws"),
     "bench": LazyCommand("imgcaption_cli.bench_commands:bench", "Benchmark precision modes and batch sizes."),
