@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from imgcaption.errors import ConfigurationError, ImgCaptionError, WorkerCrashedError
-from imgcaption.pipeline import Pipeline
 from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, Outcome
 from imgcaption.results import Caption, CaptionFailure
 from imgcaption_aws.events import (
@@ -44,6 +43,7 @@ from imgcaption_aws.events import (
     refs_from_event,
 )
 from imgcaption_aws.source import S3Source
+from imgcaption_aws.tracing import NO_SPANS, STORE_WRITE, Spans, TracedPipeline, TracedSource, traced_captioner
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -127,13 +127,15 @@ class RunReport:
 class _GuardedStore:
     """Passes writes through; a failed write marks its objects for retry instead of aborting the whole batch."""
 
-    def __init__(self, inner: CaptionStore, report: RunReport) -> None:
+    def __init__(self, inner: CaptionStore, report: RunReport, spans: Spans = NO_SPANS) -> None:
         self.inner = inner
         self.report = report
+        self.spans = spans
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         try:
-            self.inner.record(outcomes)
+            with self.spans.span(STORE_WRITE, [outcome.ref.uri for outcome in outcomes]):
+                self.inner.record(outcomes)
         except ImgCaptionError as exc:
             logger.warning("recording %d outcomes failed, they will be retried: %s", len(outcomes), exc)
             for outcome in outcomes:
@@ -159,6 +161,8 @@ class EventProcessor:
     max_attempts: int = 2
     """Attempts alone, after a redelivery, before an image is recorded as a :class:`WorkerCrashedError`."""
     mirror_deletions: bool = False
+    spans: Spans = NO_SPANS
+    """X-Ray subsegments per download, decode, inference batch and store write (:mod:`imgcaption_aws.tracing`)."""
 
     # ------------------------------------------------------------------ entry point
 
@@ -217,14 +221,15 @@ class EventProcessor:
     def _run(
         self, refs: Sequence[S3ObjectRef], report: RunReport, batch_size: int, guard: RemainingTimeGuard | None
     ) -> None:
-        pipeline = Pipeline(
-            S3Source(self.s3, refs),
-            _GuardedStore(self.store, report),
-            self.captioner,
+        pipeline = TracedPipeline(
+            TracedSource(S3Source(self.s3, refs), self.spans),
+            _GuardedStore(self.store, report, self.spans),
+            traced_captioner(self.captioner, self.spans),
             batch_size=batch_size,
             record_retryable_failures=False,
             on_outcome=lambda outcome: _note(outcome, report),
             should_stop=guard,
+            spans=self.spans,
         )
         self._hand_back(pipeline.run().unprocessed, report)
 
@@ -271,7 +276,7 @@ class EventProcessor:
         )
         logger.error("%s", error)
         outcome = Outcome(ref, self.captioner.failure(error, ref.uri))
-        _GuardedStore(self.store, report).record([outcome])
+        _GuardedStore(self.store, report, self.spans).record([outcome])
         _note(outcome, report)
 
     def _mirror(self, removals: Sequence[S3ObjectRef], report: RunReport) -> None:
@@ -445,6 +450,7 @@ def build_processor(
     store: CaptionStore | None = None,
     captioner: Captioner | None = None,
     metrics: MetricsSink | None = None,
+    spans: Spans = NO_SPANS,
 ) -> EventProcessor:
     """Wire the real adapters from settings; anything passed in (tests) is used instead."""
     from imgcaption_aws.clients import dynamodb_client, s3_client
@@ -465,6 +471,7 @@ def build_processor(
         metrics=metrics,
         max_attempts=settings.max_attempts,
         mirror_deletions=settings.mirror_deletions,
+        spans=spans,
     )
 
 
