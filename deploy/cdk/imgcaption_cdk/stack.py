@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from imgcaption_cdk.alarms import Alarms
+from imgcaption_cdk.batch_operations import MANIFESTS_PREFIX, REPORTS_PREFIX, BatchOperationsRole
 from imgcaption_cdk.function import CaptionFunction, image_code
 from imgcaption_cdk.nag import acknowledge
 from imgcaption_cdk.queue import IngestQueue
@@ -61,6 +62,9 @@ class ImgCaptionStack(cdk.Stack):
         self.images.grant_read_images(self.captioner.role)
         self.captions.table.grant_read_write_data(self.captioner.role)
         self._acknowledge_cdk_notification_handler()
+        self.batch_operations = BatchOperationsRole(
+            self, "BatchOperations", bucket=self.images.bucket, alias=self.captioner.alias
+        )
 
         cdk.CfnOutput(self, "BucketName", value=self.images.bucket.bucket_name, description="Upload images here")
         cdk.CfnOutput(self, "WatchPrefix", value=settings.watch_prefix or "(whole bucket)")
@@ -70,6 +74,13 @@ class ImgCaptionStack(cdk.Stack):
         cdk.CfnOutput(self, "DeadLetterQueueName", value=self.ingest.dead_letter_queue.queue_name)
         cdk.CfnOutput(self, "FunctionName", value=self.captioner.function.function_name)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+        cdk.CfnOutput(self, "FunctionAliasArn", value=self.captioner.alias.function_arn, description="For backfill")
+        cdk.CfnOutput(
+            self,
+            "BatchOperationsRoleArn",
+            value=self.batch_operations.role.role_arn,
+            description=f"backfill --batch-operations: manifests in {MANIFESTS_PREFIX}, reports in {REPORTS_PREFIX}",
+        )
 
     def _acknowledge_cdk_notification_handler(self) -> None:
         """CDK's own custom resource that writes the bucket notification configuration (not objects)."""
