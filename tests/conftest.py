@@ -6,11 +6,30 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# skip_guard fails the run on a skip it does not allow, when CI is set (or with --fail-on-unexpected-skips);
+# pytester runs pytest on made-up test files, to check that guard (tests/unit/test_ci_guards.py).
+pytest_plugins = ("skip_guard", "pytester")
 
 # No test may reach a model hub; transformers and huggingface_hub honour these.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI every hypothesis test draws the same examples on every run (derandomize: seeded from the test itself),
+    and a failure prints the ``@reproduce_failure`` blob that replays it anywhere.
+
+    ``HYPOTHESIS_PROFILE`` chooses explicitly, ``CI=1`` alone selects ``ci``; ``--hypothesis-profile`` still wins
+    (hypothesis applies it after this hook), and a test's own ``@settings`` override the profile for what they name.
+    """
+    from skip_guard import in_ci  # imported by pytest_plugins above, after its assertion rewriting was set up
+
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "default"))
 
 
 @pytest.fixture(scope="session")
