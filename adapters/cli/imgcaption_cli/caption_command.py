@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from imgcaption.local.no_store import NoStore
     from imgcaption.local.sqlite_store import SQLiteStore
     from imgcaption.settings import Settings
-    from imgcaption_cli.running import Terminal
+    from imgcaption_cli.running import FileOutput, Terminal
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv")
 PRECISIONS = ("fp32", "int8")
@@ -44,7 +44,21 @@ PRECISIONS = ("fp32", "int8")
 )  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results here.")
 @click.option("--sidecar", is_flag=True, help="Also write photo.txt next to each photo.jpg.")
-@click.option("--overwrite", is_flag=True, help="Let --sidecar replace existing sidecar files.")
+@click.option(
+    "--xmp", is_flag=True,
+    help="Also write the caption as alt text (XMP dc:description and IPTC AltTextAccessibility) into photo.xmp "
+    "next to each photo.jpg, keeping the sidecar's other fields. Needs exiftool.",
+)  # fmt: skip
+@click.option(
+    "--embed", is_flag=True,
+    help="Also write that alt text into the image itself (JPEG, PNG, WebP, TIFF; the pixels are not re-encoded), "
+    "keeping the untouched file as photo.jpg_original unless --overwrite. Needs exiftool.",
+)  # fmt: skip
+@click.option(
+    "--overwrite", is_flag=True,
+    help="Let --sidecar replace existing sidecar files, and --xmp/--embed replace a different description; "
+    "--embed then edits the image in place, with no _original copy.",
+)  # fmt: skip
 @click.option("--sidecar-ext", default=".txt", help="Sidecar extension, e.g. .caption (kohya's training scripts).")
 @click.option("--prefix", default="", help="Text written before each sidecar caption, e.g. a trigger word and ', '.")
 @click.option("--suffix", default="", help="Text written after each sidecar caption.")
@@ -68,6 +82,8 @@ def caption(
     output_format: str,
     output: Path | None,
     sidecar: bool,
+    xmp: bool,
+    embed: bool,
     overwrite: bool,
     sidecar_ext: str,
     prefix: str,
@@ -83,12 +99,16 @@ def caption(
     Every image ends as exactly one record in the store: a caption or a failure with its reason. Files found in a
     directory that are not images are skipped; a file you name that is not an image is a failure.
 
+    Alt text (--xmp, --embed) is written only where the file has none or the same caption: a description that
+    a person or another tool wrote is kept (the run says how many) unless you add --overwrite.
+
     \b
     Exit status: 0 all captioned, 1 some failed (the rest are recorded),
                  2 usage or configuration error (nothing captioned), 130 interrupted.
     """
+    if overwrite and not (sidecar or xmp or embed):
+        raise click.UsageError("--overwrite only applies to --sidecar, --xmp or --embed")
     sidecar_only = {
-        "--overwrite": overwrite,
         "--sidecar-ext": sidecar_ext != ".txt",
         "--prefix": prefix,
         "--suffix": suffix,
@@ -96,6 +116,10 @@ def caption(
     for name, given in sidecar_only.items():
         if given and not sidecar:
             raise click.UsageError(f"{name} only applies to --sidecar")
+    if xmp and sidecar and sidecar_ext.lower() == ".xmp":
+        raise click.UsageError("--sidecar-ext .xmp would write plain text where --xmp writes its XMP sidecar")
+    if xmp or embed:
+        check_exiftool()
     if no_store and (skip_existing or db is not None):
         raise click.UsageError("--no-store keeps no database, so it cannot be combined with --skip-existing or --db")
     settings = load_settings(
@@ -112,7 +136,7 @@ def caption(
     from imgcaption.local.no_store import NoStore
     from imgcaption.local.sidecars import SidecarWriter, SkippingCaptionedSidecars, valid_extension
     from imgcaption.local.writers import make_writer
-    from imgcaption_cli.running import Terminal, first_inputs, print_summary, run_captioning
+    from imgcaption_cli.running import FileOutput, Terminal, first_inputs, print_summary, run_captioning
 
     terminal = Terminal(quiet=quiet, verbose=verbose)
     source = LocalFileSource(paths, recursive=recursive)
@@ -127,6 +151,9 @@ def caption(
     store: SQLiteStore | NoStore = NoStore() if no_store else open_store(settings)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(store.close)
+        files = [FileOutput(sidecars)] if sidecar else []
+        if xmp or embed:
+            files += alt_text_outputs(cleanup, xmp=xmp, embed=embed, overwrite=overwrite)
         captioner = load_captioner(settings, terminal)
         stream = cleanup.enter_context(open_output(output, terminal))
         bare = output_format == "text" and len(refs) == 1 and refs[0].explicit
@@ -138,10 +165,37 @@ def caption(
             batch_size=settings.batch_size,
             skip_existing=skip_existing,
             writer=make_writer(output_format, stream, bare_text=bare),
-            sidecars=sidecars if sidecar else None,
+            files=files,
         )
-        print_summary(result, terminal, store_path=str(store.path or "none (--no-store)"), sidecars=sidecar)
+        print_summary(result, terminal, store_path=str(store.path or "none (--no-store)"))
     sys.exit(result.exit_code)
+
+
+def check_exiftool() -> None:
+    """--xmp and --embed write through exiftool: without it, a usage error that says how to install it."""
+    from imgcaption.local.metadata import exiftool_missing
+
+    problem = exiftool_missing()
+    if problem:
+        raise UsageFailure(problem)
+
+
+def alt_text_outputs(cleanup: contextlib.ExitStack, *, xmp: bool, embed: bool, overwrite: bool) -> list[FileOutput]:
+    """The alt text writers asked for, sharing one exiftool process that ``cleanup`` stops."""
+    from imgcaption.local.metadata import AltTextWriter, ExifTool, ExifToolUnavailable
+    from imgcaption_cli.running import FileOutput
+
+    try:
+        exiftool = cleanup.enter_context(ExifTool())
+    except ExifToolUnavailable as exc:
+        raise UsageFailure(str(exc)) from exc
+    outputs = []
+    if xmp:
+        outputs.append(FileOutput(AltTextWriter(exiftool, overwrite=overwrite), "XMP sidecar", "XMP sidecars"))
+    if embed:
+        writer = AltTextWriter(exiftool, embed=True, overwrite=overwrite)
+        outputs.append(FileOutput(writer, "alt text in", "alt text in images"))
+    return outputs
 
 
 def open_store(settings: Settings) -> SQLiteStore:

@@ -90,7 +90,7 @@ def demo(db: Path | None, output: Path, random_model_size: Literal["full", "tiny
             collect=True,
             annotate=_expected_note(plan.expected),
         )
-        print_summary(result, terminal, store_path=str(store.path), sidecars=False)
+        print_summary(result, terminal, store_path=str(store.path))
     try:
         output.write_text(
             render_gallery(result.outcomes, title="imgcaption demo", notice=plan.notice), encoding="utf-8"

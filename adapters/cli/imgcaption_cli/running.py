@@ -14,10 +14,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,7 +32,7 @@ from rich.progress import (
 )
 
 from imgcaption.errors import StoreError
-from imgcaption.local.sidecars import SidecarStatus, SidecarWriter
+from imgcaption.local.sidecars import SidecarResult, SidecarStatus
 from imgcaption.local.writers import OutcomeWriter, display_path
 from imgcaption.pipeline import Pipeline, PipelineSummary
 from imgcaption.ports import ImageRef, ImageSource, Outcome, Skipped
@@ -125,11 +125,27 @@ def first_inputs(source: ImageSource, terminal: Terminal, limit: int = 2) -> lis
         return list(itertools.islice(refs, limit))
 
 
+class CaptionFileWriter(Protocol):
+    """Writes a caption to a file of its image (text sidecar, XMP sidecar, the image's own metadata)."""
+
+    def write(self, caption: Caption) -> SidecarResult: ...
+
+
+@dataclass
+class FileOutput:
+    """One kind of file written for each caption, the words the terminal uses for it, and how each write went."""
+
+    writer: CaptionFileWriter
+    name: str = "sidecar"
+    plural: str = "sidecars"
+    counts: collections.Counter[SidecarStatus] = field(default_factory=collections.Counter)
+
+
 @dataclass
 class RunResult:
     summary: PipelineSummary
     outcomes: list[Outcome] = field(default_factory=list)
-    sidecars: collections.Counter[SidecarStatus] = field(default_factory=collections.Counter)
+    files: Sequence[FileOutput] = ()
     interrupted: bool = False
     broken_pipe: bool = False
 
@@ -147,7 +163,7 @@ class RunResult:
             return EXIT_BROKEN_PIPE
         if self.interrupted:
             return EXIT_INTERRUPTED
-        if self.summary.failed or self.sidecars[SidecarStatus.ERROR]:
+        if self.summary.failed or any(output.counts[SidecarStatus.ERROR] for output in self.files):
             return EXIT_SOME_FAILED
         return EXIT_OK
 
@@ -192,12 +208,15 @@ def run_captioning(
     batch_size: int,
     skip_existing: bool = False,
     writer: OutcomeWriter | None = None,
-    sidecars: SidecarWriter | None = None,
+    files: Sequence[FileOutput] = (),
     collect: bool = False,
     annotate: Callable[[Outcome], str | None] | None = None,
 ) -> RunResult:
-    """Caption what ``source`` lists into ``store``, reporting as it goes; never raises for a bad image."""
-    result = RunResult(PipelineSummary())
+    """Caption what ``source`` lists into ``store``, reporting as it goes; never raises for a bad image.
+
+    Each successful caption is also written by each of ``files``, in order; a failure writes no file.
+    """
+    result = RunResult(PipelineSummary(), files=files)
     stop = _Stop()
     announced = False
     failed = 0
@@ -241,8 +260,9 @@ def run_captioning(
                 result.broken_pipe = True
                 silence_stdout()
                 stop.request("broken pipe")
-        if sidecars is not None and isinstance(outcome_result, Caption):
-            _write_sidecar(sidecars, outcome_result, terminal, result)
+        if isinstance(outcome_result, Caption):
+            for output in files:
+                _write_file(output, outcome_result, terminal)
         note = annotate(outcome) if annotate else None
         if note:
             terminal.info(note)
@@ -277,16 +297,16 @@ def run_captioning(
     return result
 
 
-def _write_sidecar(sidecars: SidecarWriter, caption: Caption, terminal: Terminal, result: RunResult) -> None:
-    written = sidecars.write(caption)
-    result.sidecars[written.status] += 1
+def _write_file(output: FileOutput, caption: Caption, terminal: Terminal) -> None:
+    written = output.writer.write(caption)
+    output.counts[written.status] += 1
     where = display_path(str(written.path)) if written.path else display_path(caption.source)
     if written.status is SidecarStatus.ERROR:
-        terminal.error(f"cannot write sidecar {where}: {written.detail}")
+        terminal.error(f"cannot write {output.name} {where}: {written.detail}")
     elif written.status is SidecarStatus.CONFLICT:
-        terminal.warn(f"not writing sidecar {where}: {written.detail}")
+        terminal.warn(f"not writing {output.name} {where}: {written.detail}")
     elif written.status is SidecarStatus.KEPT_EXISTING:
-        terminal.detail(f"kept existing sidecar {where}")
+        terminal.detail(f"kept existing {output.name} {where}" + (f": {written.detail}" if written.detail else ""))
 
 
 def _progress(terminal: Terminal) -> Progress:
@@ -311,7 +331,7 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def print_summary(result: RunResult, terminal: Terminal, *, store_path: str, sidecars: bool) -> None:
+def print_summary(result: RunResult, terminal: Terminal, *, store_path: str) -> None:
     """One line a person can read at the end of a run (stderr), plus what to do next when something was left."""
     summary = result.summary
     parts = [f"{summary.captioned} captioned", f"{summary.failed} failed"]
@@ -321,9 +341,9 @@ def print_summary(result: RunResult, terminal: Terminal, *, store_path: str, sid
         parts.append(f"{len(result.not_images)} skipped (not images{'' if terminal.verbose else '; -v lists them'})")
     rate = f" ({summary.images_per_s:.1f} images/s)" if summary.processed else ""
     terminal.info(f"{', '.join(parts)} in {summary.elapsed_s:.1f} s{rate}. Store: {store_path}")
-    if sidecars:
-        counts = result.sidecars
-        line = f"sidecars: {counts[SidecarStatus.WRITTEN]} written"
+    for output in result.files:
+        counts = output.counts
+        line = f"{output.plural}: {counts[SidecarStatus.WRITTEN]} written"
         if counts[SidecarStatus.KEPT_EXISTING]:
             line += f", {counts[SidecarStatus.KEPT_EXISTING]} existing kept (--overwrite replaces them)"
         if counts[SidecarStatus.CONFLICT] or counts[SidecarStatus.ERROR]:
