@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from imgcaption.bench.lambda_cost import (
     CONCURRENCIES,
     MEMORY_SIZES_MB,
+    PRICE_PER_REQUEST,
     MeasuredSpeed,
     capacity_table,
     cost_table,
     recommend,
 )
 from imgcaption.bench.runner import COLD_START_LABELS, FAST_MODES, MODE_NAMES, BenchResult, ColdStart, Throughput
+from imgcaption.bench.whole_bill import PRICES, PRICES_READ_ON, int8_instruction_set, whole_bill
 
 RSS_HEADROOM = 1.5
 """Recommend a Lambda size with this factor above the measured peak RSS (larger images, batches, allocator slack)."""
@@ -92,7 +94,8 @@ def render(result: BenchResult) -> str:
     lines = [
         "## Machine",
         "",
-        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['flags'])}), Python {m['python']}, torch {m['torch']} "
+        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['flags'])}; int8 instructions: "
+        f"{int8_instruction_set(set(m['flags']))}), Python {m['python']}, torch {m['torch']} "
         f"(kernels {m.get('cpu_capability', '?')}, quantized engine {m['quantized_engine']}), "
         f"onnxruntime {m.get('onnxruntime') or 'not installed'}; load average at start {m['load_average_at_start']}.",
         f"Model: `{result.config['model']}`; images: {', '.join(result.config['images'])}; "
@@ -204,6 +207,7 @@ def _lambda_sections(result: BenchResult) -> list[str]:
         f"size with at least {RSS_HEADROOM}× the {name} cold-start peak RSS ({min_memory} MB). "
         "arm64 would be 20% cheaper per GB-second if its speed per vCPU matched; measure before switching.",
         "",
+        *_whole_bill_section(best.dollars_per_million - PRICE_PER_REQUEST * 1e6 / speed.batch_size),
         f"## Capacity ({name}, x86_64, batch {speed.batch_size}): images/hour by memory size and reserved concurrency",
         "",
         "| memory MB | " + " | ".join(f"{c} workers" for c in CONCURRENCIES) + " | $ per busy worker-hour |",
@@ -222,3 +226,22 @@ def _lambda_sections(result: BenchResult) -> list[str]:
 def best_throughput(result: BenchResult, mode: str, threads: int) -> Throughput | None:
     rows = [t for t in result.throughput if t.mode == mode and t.threads == threads]
     return max(rows, key=lambda t: t.images_per_second) if rows else None
+
+
+def _whole_bill_section(compute_per_million: float) -> list[str]:
+    """The recommended size's whole bill: compute plus every request an image makes on its way (10 per SQS batch)."""
+    lines = [
+        f"### The whole bill per million images (recommended size, SQS batches of 10; list prices of {PRICES_READ_ON})",
+        "",
+        "| item | $ per million images |",
+        "|---|---:|",
+    ]
+    lines += [f"| {line.item} | {line.dollars_per_million_images:.2f} |" for line in whole_bill(
+        compute_per_million, images_per_invocation=10
+    )]  # fmt: skip
+    lines += [
+        "",
+        "Prices (us-east-1): " + "; ".join(f"{p.item} ${p.dollars} per {p.per}" for p in PRICES.values()) + ".",
+        "",
+    ]
+    return lines

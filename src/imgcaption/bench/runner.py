@@ -154,8 +154,9 @@ def describe_machine() -> dict[str, Any]:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and cpu in ("", "unknown", "x86_64"):
                 cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+            if line.startswith(("flags", "Features")):  # x86, Arm
+                wanted = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8"}
+                wanted |= {"asimddp", "i8mm"}  # Arm dotprod and int8 matrix multiply
                 flags = [flag for flag in line.split(":", 1)[1].split() if flag in wanted]
                 break
     except OSError:
