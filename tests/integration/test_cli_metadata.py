@@ -81,6 +81,8 @@ def test_a_description_someone_wrote_is_kept_and_overwrite_replaces_it(tiny_mode
     assert read_alt_text(mine) == alt_text(captions(replaced)[mine])
     assert "Rating" in exiftool("-j", "-XMP-xmp:Rating", mine)
     assert not (album / "a.jpg_original").exists()
+    again = run(tiny_model_dir, mine, "--embed", "--overwrite")
+    assert "alt text in images: 0 written, 1 existing kept (they have this caption already)" in again.stderr
 
 
 def test_an_existing_xmp_sidecar_keeps_its_rating_and_keywords(tiny_model_dir: Path, album: Path) -> None:

@@ -62,6 +62,23 @@ def test_overwrite_edits_the_image_in_place_with_no_backup(tool: ExifTool, tmp_p
     assert [path.name for path in tmp_path.iterdir()] == [image.name]
 
 
+def test_an_older_backup_is_never_replaced(tool: ExifTool, tmp_path: Path) -> None:
+    """The first original survives later edits: exiftool keeps an existing ``_original`` as it is."""
+    image = make_image(tmp_path / "photo.jpg")
+    (tmp_path / "photo.jpg_original").write_bytes(b"the camera's file")
+    assert AltTextWriter(tool, embed=True).write(caption(image)).status is SidecarStatus.WRITTEN
+    assert (tmp_path / "photo.jpg_original").read_bytes() == b"the camera's file"
+
+
+def test_an_empty_caption_writes_nothing(tool: ExifTool, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "photo.jpg")
+    untouched = digest(image)
+    for writer in (AltTextWriter(tool), AltTextWriter(tool, embed=True, overwrite=True)):
+        assert writer.write(caption(image, "  ")).status is SidecarStatus.CONFLICT
+    assert digest(image) == untouched
+    assert [path.name for path in tmp_path.iterdir()] == ["photo.jpg"]
+
+
 def test_a_description_someone_wrote_is_kept_unless_overwrite_is_asked(tool: ExifTool, tmp_path: Path) -> None:
     image = make_image(tmp_path / "holiday.jpg")
     exiftool("-overwrite_original", "-XMP-dc:Description=Grandma's garden, 1998", image)
@@ -69,7 +86,7 @@ def test_a_description_someone_wrote_is_kept_unless_overwrite_is_asked(tool: Exi
 
     kept = AltTextWriter(tool, embed=True).write(caption(image))
 
-    assert kept.status is SidecarStatus.KEPT_EXISTING
+    assert (kept.status, kept.detail) == (SidecarStatus.KEPT_EXISTING, "has its own description")
     assert digest(image) == untouched
     assert [path.name for path in tmp_path.iterdir()] == ["holiday.jpg"]
     replaced = AltTextWriter(tool, embed=True, overwrite=True).write(caption(image))

@@ -189,12 +189,14 @@ def alt_text_outputs(cleanup: contextlib.ExitStack, *, xmp: bool, embed: bool, o
         exiftool = cleanup.enter_context(ExifTool())
     except ExifToolUnavailable as exc:
         raise UsageFailure(str(exc)) from exc
+    kept = "they have this caption already" if overwrite else "--overwrite replaces them"
     outputs = []
     if xmp:
-        outputs.append(FileOutput(AltTextWriter(exiftool, overwrite=overwrite), "XMP sidecar", "XMP sidecars"))
+        writer = AltTextWriter(exiftool, overwrite=overwrite)
+        outputs.append(FileOutput(writer, "XMP sidecar", "XMP sidecars", kept_note=kept))
     if embed:
         writer = AltTextWriter(exiftool, embed=True, overwrite=overwrite)
-        outputs.append(FileOutput(writer, "alt text in", "alt text in images"))
+        outputs.append(FileOutput(writer, "alt text in", "alt text in images", kept_note=kept))
     return outputs
 
 

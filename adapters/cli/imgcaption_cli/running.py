@@ -138,6 +138,7 @@ class FileOutput:
     writer: CaptionFileWriter
     name: str = "sidecar"
     plural: str = "sidecars"
+    kept_note: str = "--overwrite replaces them"
     counts: collections.Counter[SidecarStatus] = field(default_factory=collections.Counter)
 
 
@@ -345,7 +346,7 @@ def print_summary(result: RunResult, terminal: Terminal, *, store_path: str) -> 
         counts = output.counts
         line = f"{output.plural}: {counts[SidecarStatus.WRITTEN]} written"
         if counts[SidecarStatus.KEPT_EXISTING]:
-            line += f", {counts[SidecarStatus.KEPT_EXISTING]} existing kept (--overwrite replaces them)"
+            line += f", {counts[SidecarStatus.KEPT_EXISTING]} existing kept ({output.kept_note})"
         if counts[SidecarStatus.CONFLICT] or counts[SidecarStatus.ERROR]:
             line += f", {counts[SidecarStatus.CONFLICT] + counts[SidecarStatus.ERROR]} not written"
         terminal.info(line)

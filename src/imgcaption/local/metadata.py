@@ -200,6 +200,8 @@ class AltTextWriter:
         if refusal:
             return SidecarResult(SidecarStatus.CONFLICT, target, refusal)
         text = caption.text
+        if not text.strip():
+            return SidecarResult(SidecarStatus.CONFLICT, target, "the caption is empty")
         try:
             existing = self.exiftool.read(target) if target.exists() else {}
             if all(existing.get(tag) == text for tag in ALT_TEXT_TAGS):
