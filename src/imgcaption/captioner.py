@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgcaption.errors import CaptioningError, ConfigurationError, ImgCaptionError
 from imgcaption.generation import GenerationOptions, Precision
@@ -70,9 +70,8 @@ class Captioner:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         threads: int | None = None,
     ) -> None:
+        self._loaded = loaded
         self._generate_ids = loaded.generate_ids
-        self._processor = loaded.processor
-        self._tokenizer = loaded.tokenizer
         self.model_id = loaded.model_id
         self.revision = loaded.revision
         if precision is None:  # the model's own: int8 for an `imgcaption optimize` artifact, else fp32
@@ -80,7 +79,9 @@ class Captioner:
 
             precision = loaded_precision(loaded)
         self.precision: Precision = precision
-        self.generation = generation or GenerationOptions()
+        self.family = loaded.family
+        self.device = loaded.device
+        self.generation = loaded.options_for(generation or loaded.default_generation)
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.threads = threads
@@ -95,6 +96,8 @@ class Captioner:
         *,
         generation: GenerationOptions | None = None,
         precision: Precision | None = None,
+        prompt: str | None = None,
+        device: str | None = None,
         threads: int | None = None,
         max_bytes: int | None = None,
         max_pixels: int | None = None,
@@ -104,9 +107,12 @@ class Captioner:
         """Load from a hub id (revision pinned for the default model) or a local directory.
 
         Arguments left as ``None`` come from :class:`~imgcaption.settings.Settings` (``IMGCAPTION_*``). A precision
-        set nowhere is the model's own: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``.
+        set nowhere is the model's own: ``int8`` for an ``imgcaption optimize`` artifact, fp16 on a GPU (bf16 where
+        supported), else ``fp32``. Generation options set nowhere are the model family's defaults; ``prompt`` is
+        the caption prefix, task token or instruction of the families that take one (a ConfigurationError for
+        the others). ``device`` is ``auto`` (CUDA, then MPS, then the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         """
-        from imgcaption.backends.registry import load_model, loaded_precision
+        from imgcaption.backends.registry import default_precision, load_model
         from imgcaption.backends.threads import available_cpus
 
         settings = settings or Settings()
@@ -122,20 +128,26 @@ class Captioner:
             revision,
             local_files_only=settings.local_files_only if local_files_only is None else local_files_only,
             threads=used_threads,
+            device=device or settings.device,
         )
-        chosen_precision = asked or loaded_precision(loaded)
+        chosen_precision = asked or default_precision(loaded)
         loaded = _apply_precision(loaded, chosen_precision)
+        options = generation or _layered(loaded.default_generation, settings.generation_overrides)
+        if prompt is not None:
+            options = options.with_overrides(prompt=prompt)
         logger.info(
-            "loaded %s@%s (%s) in %.2fs with %d threads",
+            "loaded %s@%s (%s model, %s on %s) in %.2fs with %d threads",
             loaded.model_id,
             loaded.revision,
+            loaded.family,
             chosen_precision,
+            loaded.device,
             time.perf_counter() - started,
             used_threads,
         )
         return cls(
             loaded,
-            generation=generation or settings.generation,
+            generation=options,
             precision=chosen_precision,
             max_bytes=max_bytes or settings.max_bytes,
             max_pixels=max_pixels or settings.max_pixels,
@@ -154,11 +166,19 @@ class Captioner:
         return load_image(item, source=source, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
     def caption(
-        self, image: ImageInput, *, source: str | None = None, generation: GenerationOptions | None = None
+        self,
+        image: ImageInput,
+        *,
+        source: str | None = None,
+        generation: GenerationOptions | None = None,
+        prompt: str | None = None,
     ) -> Caption:
-        """Caption one image; raises the :class:`~imgcaption.errors.ImgCaptionError` that stopped it, with its cause."""
+        """Caption one image; raises the :class:`~imgcaption.errors.ImgCaptionError` that stopped it, with its cause.
+
+        ``prompt`` replaces the prompt of ``generation`` (default: this captioner's options).
+        """
         name = describe_source(image, source)
-        options = generation or self.generation
+        options = self.options(generation, prompt=prompt)
         started = time.perf_counter()
         loaded = self.load(image, source=name)
         try:
@@ -174,8 +194,10 @@ class Captioner:
         batch_size: int = 8,
         generation: GenerationOptions | None = None,
         sources: Sequence[str | None] | None = None,
+        prompt: str | None = None,
     ) -> list[Caption | CaptionFailure]:
         """Caption many inputs in batches. Order is kept; a bad input becomes a failure for that item only."""
+        generation = self.options(generation, prompt=prompt)
         items = list(images)
         names = list(sources) if sources is not None else [None] * len(items)
         if len(names) != len(items):
@@ -200,7 +222,7 @@ class Captioner:
 
         This is the pipeline's entry point: it decodes in background threads and hands batches here.
         """
-        options = generation or self.generation
+        options = self.options(generation)
         ready = [entry for entry in decoded if not isinstance(entry, CaptionFailure)]
         texts: dict[int, str | BaseException] = {}
         infer_ms = 0.0
@@ -243,21 +265,34 @@ class Captioner:
             sha256=sha256,
         )
 
+    def options(self, generation: GenerationOptions | None = None, *, prompt: str | None = None) -> GenerationOptions:
+        """The options a caption is made with: ``generation`` (default: mine) with ``prompt``, checked by the family.
+
+        Raises :class:`~imgcaption.errors.ConfigurationError` for options the model family cannot honour.
+        """
+        if generation is None and prompt is None:
+            return self.generation
+        options = generation or self.generation
+        if prompt is not None:
+            options = options.with_overrides(prompt=prompt)
+        return self._loaded.options_for(options)
+
     # ---------------------------------------------------------------- the three stages
 
     def preprocess(self, images: Sequence[Image.Image]) -> Tensor:
-        """RGB images to the normalized 224×224 pixels the encoder expects (a torch tensor or, for ONNX, an array)."""
-        pixel_values: Tensor = self._processor(images=list(images), return_tensors="pt").pixel_values
-        return pixel_values
+        """RGB images to the model's inputs: for vit-gpt2 the normalized 224×224 pixels (a torch tensor or, for
+        ONNX, an array); for the families that take a prompt, what their processor needs to run with it."""
+        inputs: Tensor = self._loaded.inputs_for(images)
+        return inputs
 
     def forward(self, pixel_values: Tensor, generation: GenerationOptions) -> Tensor:
-        """Token ids for a batch of pixels, from the backend that loaded the model."""
+        """Token ids for a batch of inputs, from the backend that loaded the model."""
         ids: Tensor = self._generate_ids(pixel_values, generation)
         return ids
 
     def postprocess(self, token_ids: Tensor) -> list[str]:
-        texts = self._tokenizer.batch_decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [text.strip() for text in texts]
+        """Token ids to captions, as the model family's processor decodes them."""
+        return self._loaded.texts_of(token_ids)
 
     # ---------------------------------------------------------------- internals
 
@@ -302,6 +337,14 @@ class Captioner:
         for image in images:
             outcomes.extend(self._texts_isolating_failures([image], options))
         return outcomes
+
+
+def _layered(defaults: GenerationOptions, overrides: dict[str, Any]) -> GenerationOptions:
+    """A family's default options under the ones set explicitly; a length limit set replaces the default's."""
+    values = {**defaults.model_dump(), **overrides}
+    if "max_length" in overrides and "max_new_tokens" not in overrides:
+        values["max_new_tokens"] = None
+    return GenerationOptions.model_validate(values)
 
 
 def _apply_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:

@@ -6,12 +6,16 @@ with default options is the caption that system would have stored.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Precision = Literal["fp32", "int8"]
-"""How the model computes. ``fp32`` is exact (same tokens as the original system); the others are opt-in fast modes."""
+Precision = Literal["fp32", "int8", "fp16", "bf16"]
+"""How the model computes. ``fp32`` is exact (same tokens as the original system); ``int8`` is the CPU fast mode;
+``fp16`` and ``bf16`` are the GPU modes (the default on a GPU)."""
+
+PROMPT_MAX_CHARS = 1000
 
 
 class GenerationOptions(BaseModel):
@@ -25,6 +29,13 @@ class GenerationOptions(BaseModel):
     )
     max_new_tokens: int | None = Field(
         default=None, ge=1, le=255, description="New-token budget; when set it replaces max_length."
+    )
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=PROMPT_MAX_CHARS,
+        description="Text the model is given with the image: a caption prefix (BLIP), a task token (Florence-2) or "
+        "an instruction (chat models). Families that take none refuse one.",
     )
 
     @model_validator(mode="after")
@@ -68,4 +79,7 @@ class GenerationOptions(BaseModel):
     def key(self) -> str:
         """A short canonical string, stable across versions, used in store identities."""
         limit = f"new{self.max_new_tokens}" if self.max_new_tokens is not None else f"len{self.max_length}"
-        return f"beams{self.num_beams}-{limit}"
+        key = f"beams{self.num_beams}-{limit}"
+        if self.prompt is not None:  # only then, so the keys of captions made without a prompt never change
+            key += f"-prompt{hashlib.sha256(self.prompt.encode()).hexdigest()[:16]}"
+        return key

@@ -10,6 +10,7 @@ laptop: ``IMGCAPTION_MODEL=/opt/model IMGCAPTION_PRECISION=int8 ...``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 from pydantic import Field
@@ -55,7 +56,21 @@ class Settings(BaseSettings):
     revision: str | None = Field(
         default=None, description="Hub revision; defaults to the pinned commit when model is the default hub id."
     )
-    precision: Precision = Field(default="fp32", description="fp32 (exact) or int8 (fast).")
+    precision: Precision = Field(
+        default="fp32",
+        description="fp32 (exact) or int8 (fast) on the CPU; fp16 or bf16 on a GPU. Unset: the model's own "
+        "(int8 for an `imgcaption optimize` artifact), fp16 on a GPU (bf16 where it is supported).",
+    )
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$",
+        description="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Caption prefix, task token or instruction, for the families that take one (README: families).",
+    )
     num_beams: int = Field(default=4, ge=1, le=16)
     max_length: int | None = Field(default=16, ge=2, le=256)
     max_new_tokens: int | None = Field(default=None, ge=1, le=255)
@@ -69,8 +84,14 @@ class Settings(BaseSettings):
     @property
     def generation(self) -> GenerationOptions:
         return GenerationOptions(
-            num_beams=self.num_beams, max_length=self.max_length, max_new_tokens=self.max_new_tokens
+            num_beams=self.num_beams, max_length=self.max_length, max_new_tokens=self.max_new_tokens, prompt=self.prompt
         )
+
+    @property
+    def generation_overrides(self) -> dict[str, Any]:
+        """The generation settings given explicitly (environment or caller), to lay over a model family's defaults."""
+        names = ("num_beams", "max_length", "max_new_tokens", "prompt")
+        return {name: getattr(self, name) for name in names if name in self.model_fields_set}
 
     @property
     def resolved_revision(self) -> str | None:

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from imgcaption_cli.options import EXIT_OK, UsageFailure, db_option, load_settings, quiet_model_libraries
+from imgcaption_cli.options import (
+    EXIT_OK,
+    UsageFailure,
+    db_option,
+    device_option,
+    load_settings,
+    prompt_option,
+    quiet_model_libraries,
+)
 
 if TYPE_CHECKING:
     from imgcaption.captioner import Captioner
@@ -23,7 +31,7 @@ if TYPE_CHECKING:
     from imgcaption_cli.running import FileOutput, Terminal
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "fp16", "bf16")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,7 +45,12 @@ PRECISIONS = ("fp32", "int8")
 @click.option("-b", "--batch-size", type=click.IntRange(1, 256), default=None, help="Images per forward pass.")
 @click.option("--beams", type=click.IntRange(1, 16), default=None, help="Beam width (1 = greedy). [default: 4]")
 @click.option("--max-new-tokens", type=click.IntRange(1, 255), default=None, help="Caption length budget in tokens.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="fp32 (exact) or int8 (faster).")
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=None,
+    help="fp32 (exact) or int8 (faster) on the CPU; fp16 or bf16 on a GPU. [default: fp32; fp16/bf16 on a GPU]",
+)  # fmt: skip
+@prompt_option
+@device_option
 @click.option(
     "-f", "--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True,
     help="text: captions for people; json/jsonl/csv include failures as records.",
@@ -79,6 +92,8 @@ def caption(
     beams: int | None,
     max_new_tokens: int | None,
     precision: str | None,
+    prompt: str | None,
+    device: str | None,
     output_format: str,
     output: Path | None,
     sidecar: bool,
@@ -129,6 +144,8 @@ def caption(
         num_beams=beams,
         max_new_tokens=max_new_tokens,
         precision=precision,
+        prompt=prompt,
+        device=device,
         db=db,
     )
 

@@ -32,6 +32,25 @@ def db_option(function: F) -> F:
     )(function)
 
 
+def prompt_option(function: F) -> F:
+    return click.option(
+        "--prompt",
+        default=None,
+        help="Text given with the image: a caption start for BLIP ('a photography of'), a task token for Florence-2 "
+        "(<CAPTION>, <DETAILED_CAPTION>, <MORE_DETAILED_CAPTION>), an instruction for chat models. Part of the "
+        "caption's identity. [default: $IMGCAPTION_PROMPT, else the model family's]",
+    )(function)
+
+
+def device_option(function: F) -> F:
+    return click.option(
+        "--device",
+        default=None,
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="Where the model runs. [default: $IMGCAPTION_DEVICE or auto: CUDA, then MPS, then the CPU]",
+    )(function)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from ``IMGCAPTION_*`` (and the ``.env`` file ``IMGCAPTION_ENV_FILE`` names, if any), with the
     options given on the command line on top."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from imgcaption.backends.base import PROVENANCE_FILE, LoadedModel
+from imgcaption.backends.base import PROVENANCE_FILE, VIT_GPT2, LoadedModel
 from imgcaption.backends.registry import load_model
 from imgcaption.errors import ConfigurationError
 
@@ -27,6 +27,11 @@ def load_fp32_for_export(source: str | Path, revision: str | None, backend: str)
     from imgcaption.generation import GenerationOptions
 
     loaded = load_model(str(source), revision)
+    if loaded.family != VIT_GPT2:
+        raise ConfigurationError(
+            f"`imgcaption optimize` builds int8 artifacts of vit-gpt2 models only, and {source} is a {loaded.family} "
+            "model; run it as it is: --precision int8 quantizes its Linear layers when it loads"
+        )
     if loaded.provenance.get("format"):
         raise ConfigurationError(f"{source} is already an int8 artifact; optimize the fp32 model directory instead")
     reason = fast_path_unsupported(loaded.model, GenerationOptions()) or _unsupported_layers(loaded.model.config)

@@ -1,7 +1,8 @@
 """Load a captioning model from a hub id (pinned revision) or a local directory, on the backend it needs.
 
 A directory's provenance file picks the backend: an ONNX artifact runs on :mod:`.onnx_int8`, a torch int8 artifact
-on :mod:`.torch_int8`, anything else on transformers (decoded by :mod:`.vitgpt2_exact`).
+on :mod:`.torch_int8`, anything else on transformers. There the model's ``config.json`` names its family
+(:mod:`.families`): vit-gpt2 is decoded by :mod:`.vitgpt2_exact`, the others by :mod:`.transformers_generate`.
 
 Loading never falls back to anything: a missing or broken model is a :class:`ModelLoadError` that says which model,
 what was tried, and how to point imgcaption at a local copy.
@@ -12,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from imgcaption.backends.base import LoadedModel, local_revision, read_provenance
+from imgcaption.backends.base import VIT_GPT2, LoadedModel, local_revision, read_provenance
+from imgcaption.backends.families import FAMILIES, Family, detect_family
 from imgcaption.backends.hub import hub_endpoint, hub_reachable
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError, ModelLoadError
-from imgcaption.generation import Precision
+from imgcaption.generation import GenerationOptions, Precision
 
 _HINT = (
     "Point IMGCAPTION_MODEL (or --model) at a local model directory, e.g. one made with "
@@ -63,14 +65,18 @@ def load_model(
     local_files_only: bool = False,
     dtype: Any = None,
     threads: int | None = None,
+    device: str = "cpu",
 ) -> LoadedModel:
-    """Load model, image processor and tokenizer from ``reference`` (hub id or directory).
+    """Load model, image processor and tokenizer from ``reference`` (hub id or directory), in fp32 on ``device``.
 
     ``threads`` is the intra-op thread count of whichever runtime the model needs (torch or ONNX Runtime).
+    ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; int8 artifacts run on the CPU only.
     """
     directory = Path(reference).expanduser()
     if directory.is_dir():
         provenance = read_provenance(directory)
+        if provenance.get("format"):
+            _refuse_gpu_for_artifact(reference, device)
         if provenance.get("backend") == "onnxruntime":  # `imgcaption optimize`'s default: no torch at all
             from imgcaption.backends.onnx_int8 import load_onnx_artifact
 
@@ -114,30 +120,100 @@ def load_model(
             if not cache_only
             else " from the local cache only" + ("" if local_files_only else f", as {hub_endpoint()} is unreachable")
         )
+    from imgcaption.backends.devices import resolve_device
+
+    family = _family_of(location, options, reference, tried)
+    used_device = resolve_device(device)
     try:
         import torch
         from transformers import AutoTokenizer, VisionEncoderDecoderModel
 
-        processor_class = _image_processor_class()
-        model = VisionEncoderDecoderModel.from_pretrained(location, dtype=dtype or torch.float32, **options)
-        processor = processor_class.from_pretrained(location, **options)
-        tokenizer = AutoTokenizer.from_pretrained(location, **options)
+        tokenizer: Any = None
+        model: Any
+        if family.name == VIT_GPT2:
+            model = VisionEncoderDecoderModel.from_pretrained(location, dtype=dtype or torch.float32, **options)
+            processor = _image_processor_class().from_pretrained(location, **options)
+            tokenizer = AutoTokenizer.from_pretrained(location, **options)
+        else:
+            model, processor = _load_family_model(family, location, options, dtype or torch.float32)
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(
-            f"could not load the captioning model from {tried}: {type(exc).__name__}: {exc}. {_HINT}",
+            f"could not load the {family.name} captioning model from {tried}: {type(exc).__name__}: {exc}. {_HINT}",
             source=reference,
         ) from exc
     if resolved_revision is None:
         commit = getattr(model.config, "_commit_hash", None)
         resolved_revision = commit if isinstance(commit, str) else None
-    model.eval()  # type: ignore[no-untyped-call]
+    model.eval()
+    if used_device != "cpu":
+        model = model.to(used_device)
+    if family.name != VIT_GPT2:
+        from imgcaption.backends.transformers_generate import loaded_family_model
+
+        return loaded_family_model(family, model, processor, model_id, resolved_revision, provenance)
+    return LoadedModel(
+        model, processor, tokenizer, model_id, resolved_revision, provenance, _vitgpt2_generator(model),
+        device=used_device,
+    )  # fmt: skip
+
+
+def _family_of(location: str, options: dict[str, Any], reference: str, tried: str) -> Family:
+    """The family named by the model's ``config.json``, read before any weights."""
+    try:
+        from transformers import PretrainedConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+        config, _ = PretrainedConfig.get_config_dict(location, **options)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not read the model's config.json from {tried}: {type(exc).__name__}: {exc}. {_HINT}",
+            source=reference,
+        ) from exc
+    return detect_family(config, reference, tuple(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES))
+
+
+def _load_family_model(family: Family, location: str, options: dict[str, Any], dtype: Any) -> tuple[Any, Any]:
+    """A generate-family model (its transformers class) and its own processor (``AutoProcessor``)."""
+    import transformers
+
+    processor = transformers.AutoProcessor.from_pretrained(location, **options)  # type: ignore[no-untyped-call]
+    if family.prompt == "instruction" and not getattr(processor, "chat_template", None):
+        raise ModelLoadError(
+            f"{location} is an image-text-to-text model whose processor has no chat template, so imgcaption "
+            "cannot give it an instruction",
+            source=location,
+        )
+    model_class = getattr(transformers, family.model_class)
+    return model_class.from_pretrained(location, dtype=dtype, **options), processor
+
+
+def _vitgpt2_generator(model: Any) -> Any:
+    """The exact decoder on the CPU in fp32 (its reference); transformers ``generate`` anywhere else."""
     from functools import partial
 
     from imgcaption.backends.vitgpt2_exact import decode
 
-    return LoadedModel(model, processor, tokenizer, model_id, resolved_revision, provenance, partial(decode, model))
+    if str(model.device) == "cpu" and str(model.dtype) == "torch.float32":
+        return partial(decode, model)
+    return partial(_generate_on_device, model)
+
+
+def _generate_on_device(model: Any, pixel_values: Any, options: GenerationOptions) -> Any:
+    import torch
+
+    with torch.inference_mode():
+        pixels = pixel_values.to(model.device, model.dtype)
+        return model.generate(pixels, **options.generate_kwargs()).cpu()
+
+
+def _refuse_gpu_for_artifact(reference: str, device: str) -> None:
+    if device not in ("auto", "cpu"):
+        raise ConfigurationError(
+            f"{reference} is an int8 artifact, which runs on the CPU only; use --device cpu (IMGCAPTION_DEVICE=cpu) "
+            "or point at the fp32 model directory to run it on a GPU"
+        )
 
 
 def loaded_precision(loaded: LoadedModel) -> Precision:
@@ -145,8 +221,22 @@ def loaded_precision(loaded: LoadedModel) -> Precision:
     return "int8" if loaded.provenance.get("precision") == "int8" else "fp32"
 
 
+def default_precision(loaded: LoadedModel) -> Precision:
+    """The precision used when none is asked for: an artifact's own, fp16/bf16 on a GPU, else fp32."""
+    have = loaded_precision(loaded)
+    if have == "fp32" and loaded.device != "cpu":
+        from imgcaption.backends.devices import gpu_precision
+
+        return gpu_precision(loaded.device)
+    return have
+
+
 def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
-    """The model computing in ``precision``; a pre-quantized artifact is used as it is."""
+    """The model computing in ``precision``; a pre-quantized artifact is used as it is.
+
+    int8 runs on the CPU (the vit-gpt2 int8 runtime, or ``quantize_dynamic`` of another family's Linear layers);
+    fp16 and bf16 run on a GPU.
+    """
     have = loaded_precision(loaded)
     if have == precision:
         return loaded
@@ -156,7 +246,34 @@ def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedMo
             f"use precision={have!r} (IMGCAPTION_PRECISION={have}) or point at the fp32 model directory"
         )
     if precision == "int8":
-        from imgcaption.backends.torch_int8 import int8_from_loaded
+        if loaded.device != "cpu":
+            raise ConfigurationError(
+                f"int8 runs on the CPU and {loaded.model_id} is on {loaded.device}: use --device cpu for int8, "
+                "or fp16/bf16 on the GPU"
+            )
+        if loaded.family == VIT_GPT2:
+            from imgcaption.backends.torch_int8 import int8_from_loaded
 
-        return int8_from_loaded(loaded)
-    raise ConfigurationError(f"precision {precision!r} is not available in this version; use fp32 or int8")
+            return int8_from_loaded(loaded)
+        from imgcaption.backends.transformers_generate import int8_dynamic
+
+        return int8_dynamic(loaded, FAMILIES[loaded.family])
+    if loaded.device == "cpu":
+        raise ConfigurationError(
+            f"{precision} is a GPU precision and {loaded.model_id} is on the CPU: use fp32 or int8 there, or "
+            "--device cuda / mps"
+        )
+    return _cast(loaded, precision)
+
+
+def _cast(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+    import dataclasses
+
+    from imgcaption.backends.devices import torch_dtype
+
+    model = loaded.model.to(torch_dtype(precision))
+    if loaded.family == VIT_GPT2:
+        return dataclasses.replace(loaded, model=model, generate_ids=_vitgpt2_generator(model))
+    from imgcaption.backends.transformers_generate import with_model
+
+    return with_model(loaded, FAMILIES[loaded.family], model)
