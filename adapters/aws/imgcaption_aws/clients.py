@@ -43,6 +43,15 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None) -> S3C
     return client
 
 
+def s3_presigning_client(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
+    """An S3 client whose presigned URLs use SigV4: botocore may otherwise presign with SigV2, which regions opened
+    since 2014 refuse. A URL is signed for ``region``, which must be the bucket's."""
+    require("boto3")
+    config = _config().merge(require("botocore.config").Config(signature_version="s3v4"))
+    client: S3Client = _session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    return client
+
+
 def dynamodb_client(endpoint_url: str | None = None, region: str | None = None) -> DynamoDBClient:
     client: DynamoDBClient = _client("dynamodb", endpoint_url, region)
     return client

@@ -75,6 +75,16 @@ class S3Source:
         return data
 
 
+def presigned_get_url(s3: S3Client, ref: ImageRef, expires_s: int) -> str:
+    """A URL through which anyone holding it may GET the object (the version captioned, when known) for
+    ``expires_s`` seconds. Signed locally with the caller's credentials: no request is made."""
+    location = parse_s3_uri(ref.uri)
+    params = {"Bucket": location.bucket, "Key": location.key}
+    if ref.version_id:
+        params["VersionId"] = ref.version_id
+    return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+
+
 def translate_s3_error(exc: BaseException, uri: str) -> ImgCaptionError:
     """An S3/botocore failure as the core error that says what to do about it."""
     code = error_code(exc)

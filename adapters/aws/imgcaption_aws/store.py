@@ -121,11 +121,20 @@ class DynamoDBStore:
         item = self.get(ref.uri)
         return item is not None and _holds_caption(item, ref, signature)
 
-    def outcomes(self) -> Iterator[Outcome]:
-        """Every caption and failure; tombstones and items holding only an attempt counter are not outcomes."""
+    def outcomes(self, prefix: str | None = None) -> Iterator[Outcome]:
+        """Every caption and failure, page by page; tombstones and items holding only an attempt counter are not
+        outcomes. ``prefix`` (``s3://bucket/some/prefix``) keeps the objects whose URI starts with it: the table has
+        no sort key, so that is still a scan, filtered by DynamoDB before the pages come back."""
         paginator = self.client.get_paginator("scan")
+        scan: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        if prefix:
+            scan.update(
+                FilterExpression="begins_with(#id, :prefix)",
+                ExpressionAttributeNames={"#id": PARTITION_KEY},
+                ExpressionAttributeValues={":prefix": {"S": prefix}},
+            )
         try:
-            for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True):
+            for page in paginator.paginate(**scan):
                 for item in page.get("Items", []):
                     if _s(item, "status") in READABLE_STATUSES:
                         yield outcome_from_item(item)

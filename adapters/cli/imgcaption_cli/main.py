@@ -28,7 +28,9 @@ class LazyCommand:
 
 COMMANDS: dict[str, LazyCommand] = {
     "caption": LazyCommand("imgcaption_cli.caption_command:caption", "Caption images, directories and globs."),
-    "export": LazyCommand("imgcaption_cli.export_command:export", "Dump the caption store as JSONL, CSV or HTML."),
+    "export": LazyCommand(
+        "imgcaption_cli.export_command:export", "Dump captions (SQLite or DynamoDB) as JSONL, CSV, HTML."
+    ),
     "demo": LazyCommand("imgcaption_cli.demo_command:demo", "Caption the bundled examples and write a gallery."),
     "backfill": LazyCommand(
         "imgcaption_cli.backfill_command:backfill", "Queue existing S3 objects for captioning.", extra="aws"

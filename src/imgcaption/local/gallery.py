@@ -11,7 +11,7 @@ import html
 import io
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from imgcaption.ports import Outcome
@@ -60,13 +60,19 @@ def thumbnail_data_uri(path: str, size: int = THUMBNAIL_SIZE) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(result: Caption | CaptionFailure, *, thumbnails: bool) -> str:
+ImageUrl = Callable[[str], "str | None"]
+"""Where the gallery shows a source's picture from (e.g. a presigned S3 URL) instead of an embedded thumbnail."""
+
+
+def _figure(result: Caption | CaptionFailure, *, thumbnails: bool, image_url: ImageUrl | None = None) -> str:
     source = html.escape(result.source)
-    uri = thumbnail_data_uri(result.source) if thumbnails else None
+    if image_url is not None:
+        uri = image_url(result.source)
+    else:
+        uri = thumbnail_data_uri(result.source) if thumbnails else None
+    alt = html.escape(getattr(result, "text", "") or result.source)
     picture = (
-        f'<img src="{uri}" alt="{html.escape(getattr(result, "text", "") or result.source)}" loading="lazy">'
-        if uri
-        else '<div class="noimg">no preview</div>'
+        f'<img src="{html.escape(uri)}" alt="{alt}" loading="lazy">' if uri else '<div class="noimg">no preview</div>'
     )
     model = html.escape(result.model + (f"@{result.revision[:12]}" if result.revision else ""))
     if isinstance(result, Caption):
@@ -88,11 +94,13 @@ def _results(items: Iterable[Outcome | Caption | CaptionFailure]) -> list[Captio
     return [item.result if isinstance(item, Outcome) else item for item in items]
 
 
-def gallery_grid(items: Iterable[Outcome | Caption | CaptionFailure], *, thumbnails: bool = True) -> str:
+def gallery_grid(
+    items: Iterable[Outcome | Caption | CaptionFailure], *, thumbnails: bool = True, image_url: ImageUrl | None = None
+) -> str:
     """Just the grid of figures (failures first), for embedding in a page or a notebook cell."""
     results = _results(items)
     ordered = [r for r in results if not r.ok] + [r for r in results if r.ok]
-    figures = "\n".join(_figure(result, thumbnails=thumbnails) for result in ordered)
+    figures = "\n".join(_figure(result, thumbnails=thumbnails, image_url=image_url) for result in ordered)
     return f'<div class="imgc-grid">\n{figures}\n</div>'
 
 
@@ -102,8 +110,10 @@ def render_gallery(
     title: str = "imgcaption gallery",
     notice: str | None = None,
     thumbnails: bool = True,
+    image_url: ImageUrl | None = None,
 ) -> str:
-    """A complete HTML document; ``notice`` is shown as a prominent warning (e.g. "random weights")."""
+    """A complete HTML document; ``notice`` is shown as a prominent warning (e.g. "random weights"); ``image_url``,
+    when given, says where each source's picture is (the browser fetches it) instead of embedding thumbnails."""
     results = _results(items)
     failed = sum(1 for result in results if not result.ok)
     models = sorted({result.model for result in results})
@@ -118,7 +128,7 @@ def render_gallery(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_PAGE_CSS}{_GRID_CSS}</style></head>\n"
         f'<body><h1>{html.escape(title)}</h1><div class="summary">{summary}</div>{banner}\n'
-        f"{gallery_grid(results, thumbnails=thumbnails)}\n</body></html>\n"
+        f"{gallery_grid(results, thumbnails=thumbnails, image_url=image_url)}\n</body></html>\n"
     )
 
 
