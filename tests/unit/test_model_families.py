@@ -260,6 +260,19 @@ def test_imgcaption_optimize_refuses_another_family(family_dirs: dict[str, Path]
         save_torch_artifact(family_dirs["blip"], tmp_path / "out")
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_half_precision_weights_caption_through_the_same_stages(family: str, family_dirs: dict[str, Path]) -> None:
+    """What a GPU runs (cast weights, inputs cast to match), here in bf16 on the CPU; scripts/check_gpu.py checks a
+    real GPU. Catches pixels left in fp32 for half-precision weights (a dtype mismatch in the first layer)."""
+    from imgcaption.backends.registry import cast_precision, load_model
+
+    loaded = cast_precision(load_model(str(family_dirs[family])), "bf16")
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    captioner = Captioner(loaded, precision="bf16")
+    results = captioner.caption_many([png_bytes(image) for image in noise_images(2)], generation=OPTIONS[family])
+    assert [result.status for result in results] == ["ok", "ok"]
+
+
 def test_the_cpu_refuses_gpu_precisions_and_an_absent_gpu(family_dirs: dict[str, Path]) -> None:
     with pytest.raises(ConfigurationError, match="GPU precision"):
         Captioner.from_pretrained(str(family_dirs["git"]), precision="fp16", device="cpu", threads=1)

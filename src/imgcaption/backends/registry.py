@@ -263,10 +263,12 @@ def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedMo
             f"{precision} is a GPU precision and {loaded.model_id} is on the CPU: use fp32 or int8 there, or "
             "--device cuda / mps"
         )
-    return _cast(loaded, precision)
+    return cast_precision(loaded, precision)
 
 
-def _cast(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+def cast_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+    """The model's weights in fp16 or bf16 on whatever device it is on (``prepare_for_precision`` keeps this to
+    GPUs), its generator following: vit-gpt2's exact decoder is fp32-only, so it uses ``generate`` there."""
     import dataclasses
 
     from imgcaption.backends.devices import torch_dtype
