@@ -26,6 +26,8 @@ LOG_RETENTION_CHOICES: dict[int, str] = {
     3653: "TEN_YEARS",
 }  # fmt: skip
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# S3's general purpose bucket naming rules: 3-63 characters, lower case, digits, dots and hyphens.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class StackSettings(BaseModel):
@@ -39,6 +41,11 @@ class StackSettings(BaseModel):
     )
 
     # bucket and notifications
+    bucket_name: str | None = Field(
+        default=None,
+        description="An existing bucket (this account and region) to watch instead of creating one: the stack adds "
+        "its notifications and the function's read grant, and otherwise leaves the bucket as it is.",
+    )
     watch_prefix: str = Field(default=defaults.WATCH_PREFIX, max_length=512)
     image_suffixes: tuple[str, ...] = Field(default=defaults.IMAGE_SUFFIXES, min_length=1)
     notify_on_delete: bool = Field(default=False, description="Also send OBJECT_REMOVED events to the queue.")
@@ -81,7 +88,7 @@ class StackSettings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("reserved_concurrency", "max_concurrency", "alarm_email", mode="before")
+    @field_validator("reserved_concurrency", "max_concurrency", "alarm_email", "bucket_name", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         """Let the command line switch an optional setting off with ``-c imgcaption:alarm_email=``."""
@@ -109,6 +116,15 @@ class StackSettings(BaseModel):
             if suffix.lower() not in normalised:
                 normalised.append(suffix.lower())
         return tuple(normalised)
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _is_a_bucket_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _BUCKET_NAME.match(value) or ".." in value or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value):
+            raise ValueError(f"{value!r} is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-'; a name, not an ARN)")
+        return value
 
     @field_validator("log_retention_days")
     @classmethod

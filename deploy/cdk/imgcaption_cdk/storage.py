@@ -1,4 +1,9 @@
-"""The image bucket, its access-log bucket and the notifications that feed the queue."""
+"""The image bucket, its access-log bucket and the notifications that feed the queue.
+
+With ``bucket_name`` set the stack creates neither bucket: it imports the named one and only adds what captioning
+needs, the notifications (a custom resource that merges them into the bucket's existing configuration) and the
+function's read grant (on the function's role; the bucket policy is not touched).
+"""
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -14,9 +19,17 @@ from imgcaption_cdk.settings import StackSettings
 class ImageBucket(Construct):
     """Private, encrypted, TLS-only bucket whose new images (under the watched prefix) are announced on a queue."""
 
+    bucket: s3.IBucket
+    access_logs: s3.Bucket | None
+    """None for an existing bucket: its logging is its owner's."""
+
     def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
+        if settings.bucket_name:
+            self.bucket = s3.Bucket.from_bucket_name(self, "Images", settings.bucket_name)
+            self.access_logs = None
+            return
         removal = cdk.RemovalPolicy.RETAIN if settings.retain else cdk.RemovalPolicy.DESTROY
 
         self.access_logs = s3.Bucket(
@@ -71,12 +84,20 @@ class ImageBucket(Construct):
         final outcome instead of retrying it into the dead-letter queue. It reveals key names, never content.
         """
         pattern = f"{self.settings.watch_prefix}*"
-        self.bucket.grants.actions_on_object_keys(role, pattern, "s3:GetObject", "s3:GetObjectVersion")
+        s3.BucketGrants.from_bucket(self.bucket).actions_on_object_keys(
+            role, pattern, "s3:GetObject", "s3:GetObjectVersion"
+        )
         iam.Grant.add_to_principal(grantee=role, actions=["s3:ListBucket"], resource_arns=[self.bucket.bucket_arn])
-        bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{pattern}]",
+            f"AwsSolutions-IAM5[Resource::{self._objects_finding()}/{pattern}]",
             "The function reads the images announced on its queue: every object under the watched prefix, "
             "by definition not known in advance. Only GetObject and GetObjectVersion, only under that prefix.",
         )
+
+    def _objects_finding(self) -> str:
+        """How cdk-nag writes the bucket's ARN in a finding: a reference to a created bucket, a name if imported."""
+        child = self.bucket.node.default_child
+        if child is None:
+            return f"arn:<AWS::Partition>:s3:::{self.bucket.bucket_name}"
+        return f"<{cdk.Stack.of(self).get_logical_id(child)}.Arn>"  # type: ignore[arg-type]
