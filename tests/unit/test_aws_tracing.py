@@ -177,3 +177,12 @@ def test_outside_lambda_the_tracer_sends_nothing(
     finally:
         xray_recorder.emitter = saved
     assert emitter.documents == []
+
+
+def test_annotations_name_one_object_and_count_a_batch() -> None:
+    from imgcaption_aws.tracing import annotations_for
+
+    assert annotations_for(["s3://photos/a b+c.jpg"]) == {"bucket": "photos", "key": "a b+c.jpg"}
+    assert annotations_for(["s3://photos/a.jpg", "s3://photos/b.jpg"]) == {"bucket": "photos", "images": 2}
+    assert annotations_for(["s3://photos/a.jpg", "s3://other/b.jpg"]) == {"images": 2}
+    assert annotations_for(["/srv/local/a.jpg"]) == {"key": "/srv/local/a.jpg"}

@@ -61,10 +61,11 @@ class TracerSpans:
     def span(self, name: str, uris: Sequence[str]) -> Iterator[object]:
         with self.tracer.provider.in_subsegment(name=name) as subsegment:
             segment: Any = subsegment  # its put_annotation wants a numbers.Number, which mypy never matches an int to
-            for key, value in annotations_for(uris).items():
-                segment.put_annotation(key, value)
-            if len(uris) > 1:
-                subsegment.put_metadata("uris", list(uris), namespace=NAMESPACE)
+            if segment is not None:  # None: the SDK is on but has no trace to join (outside Lambda); nothing to say
+                for key, value in annotations_for(uris).items():
+                    segment.put_annotation(key, value)
+                if len(uris) > 1:
+                    segment.put_metadata("uris", list(uris), namespace=NAMESPACE)
             yield subsegment
 
 
@@ -73,7 +74,7 @@ def annotations_for(uris: Sequence[str]) -> dict[str, str | int]:
     locations = [_split(uri) for uri in uris]
     buckets = {bucket for bucket, _ in locations}
     found: dict[str, str | int] = {}
-    if len(buckets) == 1:
+    if len(buckets) == 1 and "" not in buckets:
         found["bucket"] = next(iter(buckets))
     if len(locations) == 1:
         found["key"] = locations[0][1]
