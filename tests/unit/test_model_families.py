@@ -324,3 +324,17 @@ def test_the_cli_captions_into_the_store_and_skip_existing_tells_prompts_apart(
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT status FROM outcomes").fetchall()
     assert rows == [("ok",)] * (4 if family in second else 2)
+
+
+def test_the_prompt_and_device_come_from_the_environment_too(family_dirs: dict[str, Path], tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    noise_images(1)[0].save(photo)
+    env = {"IMGCAPTION_MODEL": str(family_dirs["blip"]), "IMGCAPTION_THREADS": "1", "IMGCAPTION_DEVICE": "cpu"}
+    result = run_cli(
+        "caption", photo, "--max-new-tokens", "4", "-f", "json", "-q", env={**env, "IMGCAPTION_PROMPT": "a picture of"}
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.output)
+    assert record["generation"]["prompt"] == "a picture of" and record["text"].startswith("a picture of")
+    refused = run_cli("caption", photo, env={**env, "IMGCAPTION_DEVICE": "gpu"})
+    assert refused.exit_code == 2 and "device" in refused.output
