@@ -186,7 +186,7 @@ def test_without_presign_the_gallery_has_no_pictures(table: Table) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["export", "--prefix", "s3://photos/"], "--prefix apply to a DynamoDB table: add --table TABLE"),
+        (["export", "--prefix", "s3://photos/"], "--prefix: only with --table TABLE"),
         (["export", "--table", TABLE, "--db", "x.db"], "--db and --table name two different stores"),
         (["export", "--table", TABLE, "--presign"], "use it with --format html"),
         (["export", "--table", TABLE, "--prefix", "photos/holiday"], "--prefix: not an s3:// URI"),

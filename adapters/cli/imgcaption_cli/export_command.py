@@ -85,7 +85,7 @@ def export(
             aws_only = {"--endpoint-url": endpoint_url, "--region": region, "--prefix": prefix, "--presign": presign_s}
             given = [name for name, value in aws_only.items() if value is not None]
             if given:
-                raise UsageFailure(f"{', '.join(given)} apply to a DynamoDB table: add --table TABLE")
+                raise UsageFailure(f"{', '.join(given)}: only with --table TABLE (they are about a DynamoDB table)")
             source = _sqlite_source(db, resources)
         else:
             if db is not None:
