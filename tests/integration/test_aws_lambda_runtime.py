@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pillow_heif
 import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image
@@ -165,12 +166,18 @@ def test_the_image_entrypoint_serves_invocations(
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), "teal").save(buffer, "PNG")
     s3.put_object(Bucket="photos", Key="new arrivals/shoe.png", Body=buffer.getvalue())
+    # An iPhone's default format: both images install pillow-heif (the `lambda` extra, the deps stage), so a valid
+    # HEIC is captioned, not recorded as an unsupported or corrupt image.
+    heic = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", (64, 48), "orange")).save(heic, quality=90)
+    s3.put_object(Bucket="photos", Key="new arrivals/IMG_0001.HEIC", Body=heic.getvalue())
+    records = [notification_record("photos", key) for key in ("new arrivals/shoe.png", "new arrivals/IMG_0001.HEIC")]
     sqs_event = {
         "Records": [
             {
                 "messageId": "m-1",
                 "receiptHandle": "h-1",
-                "body": json.dumps({"Records": [notification_record("photos", "new arrivals/shoe.png")]}),
+                "body": json.dumps({"Records": records}),
                 "attributes": {},
                 "messageAttributes": {},
                 "md5OfBody": "",
@@ -219,9 +226,10 @@ def test_the_image_entrypoint_serves_invocations(
     assert first == ("response", "req-1", {"batchItemFailures": []}), output
     kind, request_id, error = second
     assert (kind, request_id, error["errorType"]) == ("error", "req-2", "EventParseError"), output
-    item = dynamodb.get_item(TableName="captions", Key={"image_id": {"S": "s3://photos/new arrivals/shoe.png"}})
-    assert item["Item"]["status"]["S"] == "ok"
-    assert item["Item"]["precision"]["S"] == env["IMGCAPTION_PRECISION"]
+    for key in ("new arrivals/shoe.png", "new arrivals/IMG_0001.HEIC"):
+        item = dynamodb.get_item(TableName="captions", Key={"image_id": {"S": f"s3://photos/{key}"}})
+        assert item["Item"]["status"]["S"] == "ok", (key, item["Item"])
+        assert item["Item"]["precision"]["S"] == env["IMGCAPTION_PRECISION"]
     init_lines = [json.loads(line) for line in output.splitlines() if '"message":"initialised"' in line]
     assert len(init_lines) == 1, output  # loaded once, during init, with its timing
     assert init_lines[0]["init_ms"] >= 0
