@@ -4,7 +4,7 @@ Not a test (CI and the unit tests run on the CPU). On a machine with CUDA or App
 random-weight models of every family (``imgcaption.testing``), loads each with ``device=auto`` and checks:
 
 * the weights are on the GPU and in the GPU's default precision (bf16 where supported, else fp16);
-* a caption comes back for every image of a small batch, each image's own;
+* a caption comes back for every image of a small batch (and how many match captioning one by one);
 * the default precision agrees with fp32 on the same GPU: the vit-gpt2 model (real init scale, so its logits are
   like a real model's) must give the same tokens for at least ``--min-agreement`` of the images, and every family's
   first generated token is compared and reported.
@@ -54,8 +54,9 @@ def check_family(name: str, directory: Path, device: str, batch: list[Image.Imag
         problems.append(f"{name}: {len(failed)} of {len(batch)} captions failed: {failed[0]}")
     alone = [fast.caption(image).text for image in batch]
     together = [getattr(result, "text", None) for result in results]
-    if alone != together:
-        problems.append(f"{name}: a batch changed a caption: {together} vs one by one {alone}")
+    # Reported, not failed: GPU kernels differ with the batch size, and half precision can flip a random model's
+    # near-tied tokens; the CPU tests check that a batch keeps each caption with its image exactly.
+    print(f"  batch vs one by one: {sum(a == b for a, b in zip(alone, together, strict=True))}/{len(batch)} the same")
 
     exact = Captioner.from_pretrained(str(directory), device=device, precision="fp32", threads=1)
     ours, reference = token_rows(fast, batch), token_rows(exact, batch)
