@@ -30,6 +30,7 @@ class ImageBatch:
     images: list[Image.Image]
 
     def __len__(self) -> int:
+        """The batch's image count, as ``len(pixel_values)`` is for vit-gpt2 (code that counts a batch uses it)."""
         return len(self.images)
 
 
