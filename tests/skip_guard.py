@@ -31,6 +31,12 @@ ALLOWED_SKIPS: tuple[AllowedSkip, ...] = (
         "set VITGPT2_FULL_DIR to a save_random_model(DIR, 'full') directory (~1 GB) to run",
         "opt-in: it needs a ~1 GB full-size model directory that CI does not build",
     ),
+    AllowedSkip(
+        "tests/unit/test_lambda_image_platforms.py::test_torch_resolves_from_the_cpu_index",
+        "https://download.pytorch.org/whl/cpu is unreachable from this machine: the CPU torch wheel cannot be resolved",
+        "our machines reach PyPI but not PyTorch's own index; the pinned torch's wheel tags for the image's platform "
+        "are still checked on PyPI (test_the_pinned_torch_has_a_wheel_for_the_image)",
+    ),
 )
 
 ENABLING_VALUES = {"1", "true", "yes", "on"}

@@ -7,13 +7,12 @@ to the bucket it reads.
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from imgcaption_cdk.nag import acknowledge
+from imgcaption_cdk.nag import acknowledge, bucket_arn_in_findings
 
 OPERATIONS_PREFIX = "imgcaption-batch-operations/"
 MANIFESTS_PREFIX = OPERATIONS_PREFIX + "manifests/"
@@ -42,15 +41,7 @@ class BatchOperationsRole(Construct):
         for prefix, what in ((MANIFESTS_PREFIX, "reads the manifests"), (REPORTS_PREFIX, "writes the reports")):
             acknowledge(
                 self.role,
-                f"AwsSolutions-IAM5[Resource::{_objects_finding(bucket, prefix)}*]",
+                f"AwsSolutions-IAM5[Resource::{bucket_arn_in_findings(bucket)}/{prefix}*]",
                 f"S3 Batch Operations {what} of backfill jobs, whose names are chosen per job: objects under "
                 f"{prefix} of the image bucket only, never the images themselves.",
             )
-
-
-def _objects_finding(bucket: s3.IBucket, prefix: str) -> str:
-    """How cdk-nag names ``bucket``'s objects under ``prefix`` in a finding."""
-    child = bucket.node.default_child
-    if child is None:  # an imported bucket: its ARN is built from the name
-        return f"arn:<AWS::Partition>:s3:::{bucket.bucket_name}/{prefix}"
-    return f"<{cdk.Stack.of(bucket).get_logical_id(child)}.Arn>/{prefix}"  # type: ignore[arg-type]

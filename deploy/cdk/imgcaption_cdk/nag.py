@@ -6,6 +6,7 @@ that is not acknowledged fails ``cdk synth``. Acknowledgments are recorded with 
 """
 
 import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -19,6 +20,14 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if len(reason) < MIN_REASON_LENGTH:
         raise ValueError(f"acknowledging {rule_id} needs a real reason, got {reason!r}")
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+def bucket_arn_in_findings(bucket: s3.IBucket) -> str:
+    """How cdk-nag writes a bucket's ARN in a finding: a reference to a created bucket, the name if imported."""
+    child = bucket.node.default_child
+    if child is None:
+        return f"arn:<AWS::Partition>:s3:::{bucket.bucket_name}"
+    return f"<{cdk.Stack.of(bucket).get_logical_id(child)}.Arn>"  # type: ignore[arg-type]
 
 
 def add_nag_checks(app: cdk.App) -> AwsSolutionsChecks:

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from imgcaption_cdk.nag import acknowledge
+from imgcaption_cdk.nag import acknowledge, bucket_arn_in_findings
 from imgcaption_cdk.settings import StackSettings
 
 
@@ -90,14 +90,7 @@ class ImageBucket(Construct):
         iam.Grant.add_to_principal(grantee=role, actions=["s3:ListBucket"], resource_arns=[self.bucket.bucket_arn])
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::{self._objects_finding()}/{pattern}]",
+            f"AwsSolutions-IAM5[Resource::{bucket_arn_in_findings(self.bucket)}/{pattern}]",
             "The function reads the images announced on its queue: every object under the watched prefix, "
             "by definition not known in advance. Only GetObject and GetObjectVersion, only under that prefix.",
         )
-
-    def _objects_finding(self) -> str:
-        """How cdk-nag writes the bucket's ARN in a finding: a reference to a created bucket, a name if imported."""
-        child = self.bucket.node.default_child
-        if child is None:
-            return f"arn:<AWS::Partition>:s3:::{self.bucket.bucket_name}"
-        return f"<{cdk.Stack.of(self).get_logical_id(child)}.Arn>"  # type: ignore[arg-type]
