@@ -106,6 +106,20 @@ def test_a_valid_heic_without_pillow_heif_is_unsupported_and_names_the_extra_to_
     assert raised.value.retryable is False
 
 
+@pytest.mark.skipif(not features.check("avif"), reason="needs AVIF to make the file")
+def test_a_valid_avif_where_pillow_has_no_avif_codec_is_unsupported_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    avif = encode(upright_pattern(), "AVIF")
+    monkeypatch.delitem(Image.OPEN, "AVIF")
+    monkeypatch.setattr(Image, "ID", [name for name in Image.ID if name != "AVIF"])
+    monkeypatch.setattr(features, "check", lambda feature: feature != "avif")
+    with pytest.raises(errors.UnsupportedImageError, match="built without AVIF"):
+        load_image(avif, source="photo.avif")
+    with pytest.raises(errors.ImageDecodeError, match="corrupt AVIF"):
+        load_image(avif[: len(avif) // 2], source="photo.avif")
+
+
 @pytest.mark.parametrize("damage", ["cut in half", "box sizes zeroed", "only the ftyp box"])
 def test_a_damaged_heic_is_a_decode_error_with_or_without_pillow_heif(
     heic: bytes, damage: str, monkeypatch: pytest.MonkeyPatch
