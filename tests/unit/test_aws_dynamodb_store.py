@@ -191,6 +191,17 @@ def test_outcomes_round_trip(store: DynamoDBStore) -> None:
     assert list(store.outcomes()) == [outcome]
 
 
+def test_a_caption_made_with_a_prompt_reads_back_with_its_prompt_and_is_a_different_caption(
+    store: DynamoDBStore,
+) -> None:
+    prompted = caption().model_copy(update={"generation": GenerationOptions(prompt="a photography of")})
+    outcome = Outcome(ref("0A", etag="e1"), prompted)
+    store.record([outcome])
+    assert list(store.outcomes()) == [outcome]
+    assert store.has_caption(ref(etag="e1"), CaptionSignature.of(prompted))
+    assert not store.has_caption(ref(etag="e1"), CaptionSignature.of(caption()))  # no prompt: another caption
+
+
 class ThrottledClient:
     """A DynamoDB client that is throttled even after botocore's retries."""
 

@@ -488,6 +488,7 @@ def outcome_from_item(item: Mapping[str, Any]) -> Outcome:
         num_beams=int(generation_map.get("num_beams", {}).get("N", 4)),
         max_length=_optional_int(generation_map.get("max_length")),
         max_new_tokens=_optional_int(generation_map.get("max_new_tokens")),
+        prompt=generation_map.get("prompt", {}).get("S"),
     )
     common: dict[str, Any] = {
         "source": _s(item, PARTITION_KEY),
@@ -530,6 +531,8 @@ def _generation_map(generation: GenerationOptions) -> dict[str, Any]:
     for name in ("max_length", "max_new_tokens"):
         value = getattr(generation, name)
         values[name] = {"NULL": True} if value is None else {"N": str(value)}
+    if generation.prompt is not None:  # part of the caption's identity (generation_key), kept readable too
+        values["prompt"] = {"S": generation.prompt}
     return values
 
 
