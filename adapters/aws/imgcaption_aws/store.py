@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -191,60 +191,44 @@ class DynamoDBStore:
 
     def attempts(self, refs: Sequence[ImageRef]) -> dict[str, int]:
         """How many attempts each ref's event has had so far (0 when none is counted for that event)."""
-        found: dict[str, int] = {}
         wanted = {ref.uri: attempt_event(ref) for ref in refs}
-        keys = [{PARTITION_KEY: {"S": uri}} for uri in wanted]
-        for start in range(0, len(keys), 100):  # BatchGetItem's limit
-            request: Any = {
-                self.table_name: {
-                    "Keys": keys[start : start + 100],
-                    "ProjectionExpression": "#id, #att, #ak",
-                    "ExpressionAttributeNames": {"#id": PARTITION_KEY, "#att": "attempts", "#ak": "attempt_event"},
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                try:
-                    response = self.client.batch_get_item(RequestItems=request)
-                except Exception as exc:
-                    raise _store_error(exc, "reading attempt counters failed") from exc
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    uri = _s(item, PARTITION_KEY) or ""
-                    if _s(item, "attempt_event") == wanted.get(uri):
-                        found[uri] = _optional_int(item.get("attempts")) or 0
-                request = response.get("UnprocessedKeys") or {}
+        found: dict[str, int] = {}
+        for item in self._batch_get(wanted, ("attempts", "attempt_event"), "reading attempt counters failed"):
+            uri = _s(item, PARTITION_KEY) or ""
+            if _s(item, "attempt_event") == wanted.get(uri):
+                found[uri] = _optional_int(item.get("attempts")) or 0
         return found
 
     def captioned(self, refs: Sequence[ImageRef], signature: CaptionSignature) -> set[str]:
         """The URIs among ``refs`` that :meth:`has_caption` would accept, read 100 keys per ``BatchGetItem``."""
         wanted = {ref.uri: ref for ref in refs}
-        keys = [{PARTITION_KEY: {"S": uri}} for uri in wanted]
-        found: set[str] = set()
+        items = self._batch_get(wanted, ("status", "signature", "etag"), "reading which objects are captioned failed")
+        return {
+            ref.uri
+            for item in items
+            if (ref := wanted.get(_s(item, PARTITION_KEY) or "")) is not None and _holds_caption(item, ref, signature)
+        }
+
+    def _batch_get(self, uris: Iterable[str], attributes: Sequence[str], failure: str) -> Iterator[Item]:
+        """The items of ``uris`` (those that exist) with the partition key and ``attributes``, 100 keys per call."""
+        keys = [{PARTITION_KEY: {"S": uri}} for uri in uris]
+        names = {"#id": PARTITION_KEY, **{f"#a{index}": name for index, name in enumerate(attributes)}}
         for start in range(0, len(keys), 100):  # BatchGetItem's limit
             request: Any = {
                 self.table_name: {
                     "Keys": keys[start : start + 100],
-                    "ProjectionExpression": "#id, #st, #sig, #etag",
-                    "ExpressionAttributeNames": {
-                        "#id": PARTITION_KEY,
-                        "#st": "status",
-                        "#sig": "signature",
-                        "#etag": "etag",
-                    },
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
                     "ConsistentRead": True,
                 }
             }
-            while request:
+            while request:  # what DynamoDB did not get to comes back as UnprocessedKeys
                 try:
                     response = self.client.batch_get_item(RequestItems=request)
                 except Exception as exc:
-                    raise _store_error(exc, "reading which objects are captioned failed") from exc
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    ref = wanted.get(_s(item, PARTITION_KEY) or "")
-                    if ref is not None and _holds_caption(item, ref, signature):
-                        found.add(ref.uri)
+                    raise _store_error(exc, failure) from exc
+                yield from response.get("Responses", {}).get(self.table_name, [])
                 request = response.get("UnprocessedKeys") or {}
-        return found
 
     # ------------------------------------------------------------------ deletions
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import sys
-import threading
 from collections.abc import Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from imgcaption_cli.aws_commands import EXIT_SOME_FAILED, _fail, _settings, endpoint_option, queue_option, region_option
+from imgcaption_cli.graceful_stop import GracefulStop
 
 if TYPE_CHECKING:
     from imgcaption_aws.backfill import BackfillReport
@@ -92,8 +90,8 @@ def _queue(s3_uri: str, settings: AwsSettings, options: dict[str, Any]) -> None:
 
     if not settings.queue_url:
         raise _fail("--queue-url (or IMGCAPTION_QUEUE_URL) is required")
-    stop = threading.Event()
-    with _progress(options["dry_run"]) as on_progress, _stop_on_signals(stop):
+    stop = GracefulStop()
+    with _progress(options["dry_run"]) as on_progress, stop.on_signals():
         report = enqueue_backfill(
             s3_client(settings.endpoint_url, settings.region),
             sqs_client(settings.endpoint_url, settings.region),
@@ -200,23 +198,3 @@ def _progress(dry_run: bool) -> Iterator[Any]:
             bar.update(task, description=f"{verb} {report.enqueued}, already captioned {report.already_captioned}")
 
         yield show
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C / SIGTERM: stop listing, let the sent batches settle, print where to resume; a second one aborts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

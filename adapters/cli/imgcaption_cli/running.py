@@ -11,12 +11,9 @@ import collections
 import contextlib
 import itertools
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from rich.console import Console
@@ -37,6 +34,7 @@ from imgcaption.local.writers import OutcomeWriter, display_path
 from imgcaption.pipeline import Pipeline, PipelineSummary
 from imgcaption.ports import ImageRef, ImageSource, Outcome, Skipped
 from imgcaption.results import Caption, CaptionFailure
+from imgcaption_cli.graceful_stop import GracefulStop
 from imgcaption_cli.options import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 
 if TYPE_CHECKING:
@@ -169,37 +167,6 @@ class RunResult:
         return EXIT_OK
 
 
-class _Stop:
-    """Set by Ctrl-C / SIGTERM (graceful: finish the batch) or a closed stdout; a second signal aborts."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reason = ""
-
-    def request(self, reason: str) -> None:
-        if not self.event.is_set():
-            self.reason = reason
-            self.event.set()
-
-    @contextlib.contextmanager
-    def on_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handle(signum: int, frame: FrameType | None) -> None:
-            if self.event.is_set():
-                raise KeyboardInterrupt
-            self.request(signal.Signals(signum).name)
-
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 def run_captioning(
     source: ImageSource,
     store: CaptionStore,
@@ -218,7 +185,7 @@ def run_captioning(
     Each successful caption is also written by each of ``files``, in order; a failure writes no file.
     """
     result = RunResult(PipelineSummary(), files=files)
-    stop = _Stop()
+    stop = GracefulStop()
     announced = False
     failed = 0
     listed = 0
