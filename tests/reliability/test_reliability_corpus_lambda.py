@@ -28,13 +28,24 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[CorpusE
     return root, [entry for entry in entries if entry.name not in NOT_OBJECTS]
 
 
+def object_bytes(path: Path) -> bytes:
+    """The file's bytes as an upload would carry them; a mode-000 file (unreadable unless run as root) is opened
+    up for the read and closed again, since an S3 object has no file mode."""
+    mode = path.stat().st_mode
+    path.chmod(mode | 0o400)
+    try:
+        return path.read_bytes()
+    finally:
+        path.chmod(mode)
+
+
 def test_every_corpus_object_becomes_exactly_one_item_with_its_expected_outcome(
     aws: Aws, lambda_handler: Any, corpus: tuple[Path, list[CorpusEntry]]
 ) -> None:
     root, entries = corpus
     handler = lambda_handler(aws, batch_size=8)
     keys = {entry.name: ODD_PREFIXES[index % len(ODD_PREFIXES)] + entry.name for index, entry in enumerate(entries)}
-    records = [aws.put(keys[entry.name], (root / entry.name).read_bytes()) for entry in entries]
+    records = [aws.put(keys[entry.name], object_bytes(root / entry.name)) for entry in entries]
 
     for start in range(0, len(records), SQS_BATCH):
         batch = records[start : start + SQS_BATCH]
