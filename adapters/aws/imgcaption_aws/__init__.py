@@ -1,6 +1,6 @@
 """AWS adapters: an S3 image source, a DynamoDB caption store, S3 event parsing, backfill and an SQS worker.
 
-Install with ``pip install 'imgcaption[aws]'``. Importing this package is cheap and needs no AWS libraries; the
+Install with the ``aws`` extra. Importing this package is cheap and needs no AWS libraries; the
 modules that talk to AWS import boto3 on first use and say which extra to install when it is missing.
 
 The Lambda handler (``imgcaption_lambda.handler``) and the local worker (``imgcaption worker``) both call the same
