@@ -176,3 +176,21 @@ def test_a_null_version_and_quoted_etag_are_normalised() -> None:
 
 def test_keys_are_encoded_as_s3_encodes_them_in_notifications() -> None:
     assert encode_key("holiday photos/c++ café.jpg") == "holiday+photos/c%2B%2B+caf%C3%A9.jpg"
+
+
+@pytest.mark.parametrize(
+    "event_file", ["eventbridge_object_deleted.json", "eventbridge_object_created.json", "s3_put.json"]
+)
+@pytest.mark.parametrize("field", ["bucket", "key"])
+def test_an_event_naming_no_bucket_or_no_key_is_a_parse_error_not_an_object(event_file: str, field: str) -> None:
+    """Found by scripts/fuzz_events.py: an empty bucket name used to become the object ``s3:///example-key``."""
+    event = load(event_file)
+    if "detail" in event:
+        target = event["detail"]["bucket"] if field == "bucket" else event["detail"]["object"]
+    else:
+        target = event["Records"][0]["s3"]["bucket"] if field == "bucket" else event["Records"][0]["s3"]["object"]
+    target["name" if field == "bucket" else "key"] = ""
+    with pytest.raises(EventParseError, match="names no"):
+        refs_from_event(event)
+    with pytest.raises(EventParseError, match="names no"):
+        refs_from_body(json.dumps({"Type": "Notification", "Message": json.dumps(event)}))

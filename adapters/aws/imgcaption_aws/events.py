@@ -65,7 +65,13 @@ def object_ref(
     event_time: datetime | str | None = None,
     removed: Removal | None = None,
 ) -> S3ObjectRef:
-    """An :class:`S3ObjectRef` from already-decoded fields (``"null"`` version ids and quoted ETags normalised)."""
+    """An :class:`S3ObjectRef` from already-decoded fields (``"null"`` version ids and quoted ETags normalised).
+
+    An event naming no bucket or no key names no object: :class:`EventParseError` (found by scripts/fuzz_events.py:
+    an EventBridge event with ``"bucket": {"name": ""}`` became ``s3:///key``).
+    """
+    if not bucket or not key:
+        raise EventParseError(f"the event names no {'bucket' if not bucket else 'object key'} (key {key!r})")
     return S3ObjectRef(
         S3Location(bucket, key).uri,
         version_id=None if version_id in (None, "", "null") else version_id,
