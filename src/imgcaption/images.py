@@ -253,7 +253,7 @@ def _oriented_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-_TRANSPOSE_FOR_ORIENTATION = {
+EXIF_ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -271,7 +271,7 @@ def upright(image: Image.Image, orientation: int) -> Image.Image:
     Takes the orientation rather than reading it, so it can be applied after :func:`reduce_for_model`, to the small
     image, whose EXIF may not have survived the resampling.
     """
-    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    method = EXIF_ORIENTATION_TRANSPOSE.get(orientation)
     return image if method is None else image.transpose(method)
 
 

@@ -31,6 +31,17 @@ _BPE_CORPUS = (
 
 _WIDE_INIT = 0.5  # random weights this wide make a caption depend on the image; real checkpoints use 0.02
 
+_TINY_VIT = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 64,
+    "patch_size": 16,
+    "initializer_range": _WIDE_INIT,
+}
+"""The vision tower BLIP and GIT share here: 2 layers of width 32 on 64 px images in 16 px patches."""
+
 
 def _wordpiece_tokenizer() -> Any:
     """A BERT-style uncased WordPiece ([CLS] text [SEP]) over a few words and single letters."""
@@ -105,15 +116,7 @@ def save_random_blip(directory: str | Path, seed: int = 0) -> Path:
             "eos_token_id": tokenizer.sep_token_id,
             "initializer_range": _WIDE_INIT,
         },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": 64,
-            "patch_size": 16,
-            "initializer_range": _WIDE_INIT,
-        },
+        vision_config=dict(_TINY_VIT),
         projection_dim=32,
         initializer_range=_WIDE_INIT,
     )
@@ -133,15 +136,7 @@ def save_random_git(directory: str | Path, seed: int = 0) -> Path:
 
     tokenizer = _wordpiece_tokenizer()
     config = transformers.GitConfig(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": 64,
-            "patch_size": 16,
-            "initializer_range": _WIDE_INIT,
-        },
+        vision_config=dict(_TINY_VIT),
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,

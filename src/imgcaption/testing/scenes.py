@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from imgcaption.images import EXIF_ORIENTATION_TRANSPOSE
+
 IMAGE_SIZE: Final = 224
 COLORS: Final[dict[str, tuple[int, int, int]]] = {
     "red": (214, 39, 40),
@@ -54,16 +56,6 @@ CAPTION_PATTERN: Final = re.compile(
 )
 """Every caption matches this; groups: colour, shape, relation phrase, colour, shape."""
 
-# What ``ImageOps.exif_transpose`` applies for each EXIF orientation value to show the image upright.
-EXIF_ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 _INVERSE: Final = {
     Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
     Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
