@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,9 +18,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
+from aws_support import create_captions_table, running_moto_server
 from imgcaption_aws.clients import dynamodb_client, s3_client, sqs_client
 from imgcaption_aws.events import notification_record
 from imgcaption_cli.aws_commands import worker
@@ -30,13 +29,6 @@ from imgcaption_cli.backfill_command import backfill
 pytestmark = pytest.mark.slow
 
 TABLE = "captions"
-
-
-def reset_moto(endpoint: str) -> None:
-    """moto keeps its state per process, shared by every server in it: start from nothing."""
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 @dataclass
@@ -79,31 +71,13 @@ class Moto:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[Moto]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        reset_moto(endpoint)
-        try:
-            sqs = sqs_client(endpoint)
-            queue_url = sqs.create_queue(QueueName="imgcaption", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            dynamodb = dynamodb_client(endpoint)
-            dynamodb.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            yield Moto(endpoint, s3_client(endpoint), sqs, dynamodb, queue_url, queue_arn)
-        finally:
-            server.stop()
+    with running_moto_server() as endpoint:
+        sqs = sqs_client(endpoint)
+        queue_url = sqs.create_queue(QueueName="imgcaption", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        dynamodb = dynamodb_client(endpoint)
+        create_captions_table(dynamodb, TABLE)
+        yield Moto(endpoint, s3_client(endpoint), sqs, dynamodb, queue_url, queue_arn)
 
 
 @dataclass(frozen=True)

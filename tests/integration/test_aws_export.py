@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
+from aws_support import create_captions_table, running_moto_server
 from imgcaption.local.writers import make_writer
 from imgcaption.ports import Outcome
 from imgcaption_aws.clients import dynamodb_client, s3_client
@@ -55,31 +55,15 @@ class Table:
 
 @pytest.fixture(scope="module")
 def table(tiny_captioner: Any) -> Iterator[Table]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        try:
-            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
-            yield _fill(endpoint, tiny_captioner)
-        finally:
-            server.stop()
+    with running_moto_server() as endpoint:
+        yield _fill(endpoint, tiny_captioner)
 
 
 def _fill(endpoint: str, captioner: Any) -> Table:
     s3, dynamodb = s3_client(endpoint), dynamodb_client(endpoint)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_captions_table(dynamodb, TABLE)
     uploads = {
         "holiday/beach.png": png("khaki"),
         "holiday/pier & pond.png": png("navy"),

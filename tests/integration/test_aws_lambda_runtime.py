@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,9 +22,9 @@ from typing import Any
 
 import pillow_heif
 import pytest
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
+from aws_support import create_captions_table, running_moto_server
 from imgcaption_aws.clients import dynamodb_client, s3_client
 from imgcaption_aws.events import notification_record
 
@@ -33,13 +32,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parents[2]
 PREFIX = "/2018-06-01/runtime"
-
-
-def reset_moto(endpoint: str) -> None:
-    """moto keeps its state per process, shared by every server in it: start from nothing."""
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 class FakeRuntimeApi(ThreadingHTTPServer):
@@ -112,14 +104,9 @@ def runtime_api() -> Iterator[FakeRuntimeApi]:
 
 
 @pytest.fixture
-def moto_endpoint(fake_aws_credentials: None) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    reset_moto(endpoint)
-    yield endpoint
-    server.stop()
+def moto_endpoint() -> Iterator[str]:
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 BLOCK_HEAVY_IMPORTS = """
@@ -157,12 +144,7 @@ def test_the_image_entrypoint_serves_invocations(
 ) -> None:
     s3, dynamodb = s3_client(moto_endpoint), dynamodb_client(moto_endpoint)
     s3.create_bucket(Bucket="photos")
-    dynamodb.create_table(
-        TableName="captions",
-        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_captions_table(dynamodb, "captions")
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), "teal").save(buffer, "PNG")
     s3.put_object(Bucket="photos", Key="new arrivals/shoe.png", Body=buffer.getvalue())

@@ -33,6 +33,7 @@ from reliability_support import (
     sqs_event,
 )
 
+from aws_support import count_body_reads
 from imgcaption.local.sidecars import SidecarStatus, SidecarWriter
 from imgcaption.results import Caption
 from imgcaption_aws.events import notification_record
@@ -48,36 +49,6 @@ def noisy_png(side: int = 64) -> bytes:
     Image.fromarray(pixels).save(buffer, "PNG")
     assert len(buffer.getvalue()) > CAP
     return buffer.getvalue()
-
-
-class CountingBody:
-    """Wraps a GetObject body: how many bytes anyone read from it, and whether it was closed."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.bytes_read = 0
-        self.closed = False
-
-    def read(self, amount: int | None = None) -> bytes:
-        data: bytes = self.inner.read(amount)
-        self.bytes_read += len(data)
-        return data
-
-    def close(self) -> None:
-        self.closed = True
-        self.inner.close()
-
-
-def count_body_reads(aws: Aws) -> list[CountingBody]:
-    bodies: list[CountingBody] = []
-
-    def wrap(parsed: dict[str, Any], **_: Any) -> None:
-        if "Body" in parsed:
-            parsed["Body"] = CountingBody(parsed["Body"])
-            bodies.append(parsed["Body"])
-
-    aws.s3.meta.events.register("after-call.s3.GetObject", wrap)
-    return bodies
 
 
 # ----------------------------------------------------------------------------- caps before download
@@ -103,7 +74,7 @@ def test_without_a_size_in_the_event_the_content_length_refuses_it_before_the_bo
     aws.put("huge.png", noisy_png())
     aws.put("small.png", png())
     handler = lambda_handler(aws, FakeCaptioner(max_bytes=CAP))
-    bodies = count_body_reads(aws)
+    bodies = count_body_reads(aws.s3)
     sizeless = [notification_record(BUCKET, key) for key in ("huge.png", "small.png")]  # like Batch Operations
 
     assert failed_ids(handler(sqs_event(*map(body, sizeless)), FakeContext())) == []

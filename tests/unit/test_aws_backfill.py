@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from aws_support import create_captions_table
 from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, Outcome, Skipped
 from imgcaption.results import Caption
@@ -40,12 +41,7 @@ def aws(fake_aws_credentials: None) -> Iterator[dict[str, Any]]:
             s3.put_object(Bucket=BUCKET, Key=key, Body=b"jpeg")
         s3.put_object(Bucket=BUCKET, Key="2023/readme.md", Body=b"not an image")
         queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
-        dynamodb.create_table(
-            TableName="captions",
-            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_captions_table(dynamodb, "captions")
         yield {"s3": s3, "sqs": sqs, "queue_url": queue_url, "store": DynamoDBStore(dynamodb, "captions")}
 
 

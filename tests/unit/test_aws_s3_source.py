@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from moto import mock_aws
 
+from aws_support import count_body_reads
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ImageNotFoundError, ImageTooLargeError, SourceError
 from imgcaption.ports import Skipped
@@ -61,24 +62,6 @@ class CountingStream(io.BytesIO):
         return data
 
 
-class CountingBody:
-    """Wraps a GetObject body: how many bytes anyone read from it, and whether it was closed."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.bytes_read = 0
-        self.closed = False
-
-    def read(self, amount: int | None = None) -> bytes:
-        data: bytes = self.inner.read(amount)
-        self.bytes_read += len(data)
-        return data
-
-    def close(self) -> None:
-        self.closed = True
-        self.inner.close()
-
-
 class OneObject:
     """An S3 client holding one object, whose GetObject response declares ``content_length`` (None: no header)."""
 
@@ -121,13 +104,7 @@ def test_an_object_over_the_cap_by_its_event_size_is_refused_without_a_request()
 def test_an_object_over_the_cap_by_its_content_length_is_refused_before_one_byte_of_its_body_is_read(s3: Any) -> None:
     """Catches the Content-Length check going (the body would be read: 101 bytes) and the body left open."""
     s3.put_object(Bucket="photos", Key="big.png", Body=b"x" * 101)
-    bodies: list[CountingBody] = []
-
-    def count_reads(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["Body"] = CountingBody(parsed["Body"])
-        bodies.append(parsed["Body"])
-
-    s3.meta.events.register("after-call.s3.GetObject", count_reads)
+    bodies = count_body_reads(s3)
     with pytest.raises(ImageTooLargeError, match="101 bytes"):
         S3Source(s3, []).read(object_ref("photos", "big.png"), max_bytes=100)
     [body] = bodies

@@ -20,6 +20,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
+from aws_support import create_captions_table
 from imgcaption_aws.clients import dynamodb_client, s3_client
 from imgcaption_aws.settings import AwsSettings
 
@@ -79,12 +80,7 @@ def uploaded_event(fake_aws_credentials: None) -> Iterator[tuple[dict[str, Any],
     event: dict[str, Any] = json.loads((EVENTS / "s3_multiple_records.json").read_text())
     with mock_aws():
         s3, dynamodb = s3_client(), dynamodb_client()
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_captions_table(dynamodb, TABLE)
         for color, record in zip(["teal", "orange"], event["Records"][:2], strict=True):
             bucket, obj = record["s3"]["bucket"]["name"], record["s3"]["object"]
             if not s3.list_buckets()["Buckets"]:
