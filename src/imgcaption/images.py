@@ -348,6 +348,12 @@ _FTYP_BRANDS = {
 }  # fmt: skip
 
 
+def known_signatures() -> list[bytes]:
+    """A file start for every format :func:`image_format_from_magic` recognises (each brand of the ISO-BMFF ones),
+    so a fuzzer's random bytes behind one reach that format's decoder."""
+    return [*_MAGIC_NUMBERS, b"RIFF\x00\x00\x00\x00WEBP", *(b"\x00\x00\x00\x18ftyp" + brand for brand in _FTYP_BRANDS)]
+
+
 def image_format_from_magic(head: bytes) -> str | None:
     """The image format the first 16 bytes claim, or None: one table for the loader and the directory walker."""
     for magic, name in _MAGIC_NUMBERS.items():

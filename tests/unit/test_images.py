@@ -593,3 +593,14 @@ def test_mutated_real_images_give_a_model_ready_image_of_their_reported_size_or_
         assert error.source == "<bytes>"
         return
     assert_a_model_ready_image_of_its_reported_size(loaded, 4_000_000)
+
+
+def test_every_known_signature_is_sniffed_as_an_image_format() -> None:
+    """What scripts/fuzz_decode.py puts random bytes behind: each must reach a decoder, none be taken for no image."""
+    from imgcaption.images import image_format_from_magic, known_signatures
+
+    signatures = known_signatures()
+    assert {image_format_from_magic(head + bytes(16)) for head in signatures} >= {
+        "PNG", "JPEG", "GIF", "TIFF", "BMP", "JPEG2000", "WEBP", "HEIF", "AVIF",
+    }  # fmt: skip
+    assert all(image_format_from_magic(head + bytes(16)) is not None for head in signatures)

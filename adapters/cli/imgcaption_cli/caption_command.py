@@ -151,7 +151,7 @@ def caption(
 
     from imgcaption.local.files import LocalFileSource
     from imgcaption.local.no_store import NoStore
-    from imgcaption.local.sidecars import SidecarWriter, SkippingCaptionedSidecars, valid_extension
+    from imgcaption.local.sidecars import SidecarWriter, SkippingCaptionedSidecars
     from imgcaption.local.writers import make_writer
     from imgcaption_cli.running import FileOutput, Terminal, first_inputs, print_summary, run_captioning
 
@@ -162,9 +162,10 @@ def caption(
         terminal.warn(f"no images found in {', '.join(paths)}" + ("" if recursive else " (try --recursive)"))
         sys.exit(EXIT_OK)
 
-    if not valid_extension(sidecar_ext):
-        raise click.UsageError(f"--sidecar-ext must be a dot and a name, such as .txt or .caption: {sidecar_ext!r}")
-    sidecars = SidecarWriter(overwrite=overwrite, extension=sidecar_ext, prefix=prefix, suffix=suffix)
+    try:  # the writer refuses an extension that could leave the image's directory
+        sidecars = SidecarWriter(overwrite=overwrite, extension=sidecar_ext, prefix=prefix, suffix=suffix)
+    except ValueError as exc:
+        raise click.UsageError(f"--sidecar-ext: {exc}") from exc
     store: SQLiteStore | NoStore = NoStore() if no_store else open_store(settings)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(store.close)
