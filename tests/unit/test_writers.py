@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from imgcaption.generation import GenerationOptions
 from imgcaption.local.writers import CSV_COLUMNS, OUTPUT_FORMATS, display_path, make_writer
 from imgcaption.ports import ImageRef, Outcome
 from imgcaption.results import Caption, CaptionFailure, caption_result_adapter
@@ -49,6 +50,29 @@ def test_csv_has_a_fixed_header_and_survives_quotes_commas_and_newlines() -> Non
     assert rows[0]["text"] == OK.text
     assert (rows[0]["status"], rows[0]["num_beams"], rows[0]["max_length"]) == ("ok", "4", "16")
     assert (rows[1]["status"], rows[1]["error_type"], rows[1]["text"]) == ("failed", "ImageDecodeError", "")
+
+
+def test_every_format_carries_the_prompt_which_is_part_of_a_captions_identity() -> None:
+    """Two captions of one image that differ only by their prompt must stay two rows a reader can tell apart."""
+    prompted = [
+        Outcome(ImageRef(OK.source), OK.model_copy(update={"generation": GenerationOptions(prompt=prompt)}))
+        for prompt in ("a photography of", "a picture of")
+    ]
+    rows = list(csv.DictReader(io.StringIO(written("csv", prompted))))
+    assert [row["prompt"] for row in rows] == ["a photography of", "a picture of"]
+    assert [record["generation"]["prompt"] for record in json.loads(written("json", prompted))] == [
+        "a photography of",
+        "a picture of",
+    ]
+    lines = written("jsonl", prompted).splitlines()
+    assert [caption_result_adapter.validate_json(line) for line in lines] == [o.result for o in prompted]
+    unprompted = next(csv.DictReader(io.StringIO(written("csv", OUTCOMES[:1]))))
+    assert unprompted["prompt"] == ""  # none given: an empty cell, as for the other unset options
+
+
+def test_csv_has_a_column_for_every_generation_option() -> None:
+    """A new generation option changes a caption's identity, so it must not vanish from CSV exports."""
+    assert set(GenerationOptions.model_fields) <= set(CSV_COLUMNS)
 
 
 def test_text_is_path_and_caption_and_leaves_failures_to_stderr() -> None:

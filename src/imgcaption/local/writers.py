@@ -29,6 +29,7 @@ CSV_COLUMNS: Final = (
     "num_beams",
     "max_length",
     "max_new_tokens",
+    "prompt",
     "width",
     "height",
     "sha256",
@@ -118,6 +119,10 @@ class JsonArrayWriter:
         self.stream.flush()
 
 
+_GENERATION_COLUMNS: Final = ("num_beams", "max_length", "max_new_tokens", "prompt")
+"""The generation options flattened into CSV columns: all of them, as all are part of a caption's identity."""
+
+
 class CsvWriter:
     """One row per outcome with a fixed header; generation options are flattened into their own columns."""
 
@@ -130,7 +135,7 @@ class CsvWriter:
     def write(self, outcome: Outcome) -> None:
         record = outcome_record(outcome)
         generation = record.pop("generation", {}) or {}
-        record.update({key: generation.get(key) for key in ("num_beams", "max_length", "max_new_tokens")})
+        record.update({key: generation.get(key) for key in _GENERATION_COLUMNS})
         self._writer.writerow({key: "" if record.get(key) is None else record[key] for key in CSV_COLUMNS})
         self.stream.flush()
 
