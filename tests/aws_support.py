@@ -34,6 +34,19 @@ def running_moto_server() -> Iterator[str]:
             server.stop()
 
 
+AWKWARD_KEYS = [
+    "holiday 2024/café +1.jpg",
+    "/leading slash.png",
+    "//two/leading.png",
+    "a+b%2Bc%20d.png",
+    "日本/☕ 🦆.webp",
+    "s3://other-bucket/key.png",
+    "ends in a space .png ",
+]
+"""Object keys a split of ``s3://bucket/key`` or a URL-decoding slip would get wrong: spaces, ``+`` and ``%``,
+leading slashes, non-ASCII, a key that is itself a URI."""
+
+
 def create_captions_table(dynamodb: Any, name: str) -> None:
     """The table the stack deploys: partition key ``image_id`` (String), on demand."""
     dynamodb.create_table(

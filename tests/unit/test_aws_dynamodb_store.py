@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from aws_support import AWKWARD_KEYS
 from imgcaption.errors import StoreError
 from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, Outcome
@@ -103,6 +104,21 @@ def test_a_caption_is_one_item_with_the_contract_attributes(store: DynamoDBStore
         "max_length": {"N": "16"},
         "max_new_tokens": {"NULL": True},
     }
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS)
+def test_the_item_and_its_tombstone_carry_the_bucket_and_key_of_the_ref_unchanged(
+    store: DynamoDBStore, key: str
+) -> None:
+    captioned = object_ref("photos", key, sequencer="0A", event_time="2024-05-01T10:00:00Z")
+    store.record([Outcome(captioned, caption())])
+    [item] = items(store)
+    assert (item["image_id"]["S"], item["bucket"]["S"], item["key"]["S"]) == (f"s3://photos/{key}", "photos", key)
+    [read_back] = store.outcomes()
+    assert read_back.ref == captioned
+    assert store.record_removal(object_ref("photos", key, sequencer="0B", removed="object"))
+    [tombstone] = items(store)
+    assert (tombstone["status"]["S"], tombstone["bucket"]["S"], tombstone["key"]["S"]) == ("deleted", "photos", key)
 
 
 def test_a_failure_records_its_type_and_message(store: DynamoDBStore) -> None:

@@ -20,7 +20,7 @@ from imgcaption_aws.events import (
     refs_from_body,
     refs_from_event,
 )
-from imgcaption_aws.uris import parse_s3_uri
+from imgcaption_aws.uris import S3Location, parse_s3_uri
 
 EVENTS = Path(__file__).parents[1] / "events"
 
@@ -33,7 +33,7 @@ def load(name: str) -> dict[str, Any]:
 def test_documented_s3_notification_gives_the_object_with_its_identity_and_order() -> None:
     [ref] = refs_from_event(load("s3_put.json"))
     assert ref == S3ObjectRef(
-        "s3://amzn-s3-demo-bucket/HappyFace.jpg",
+        location=S3Location("amzn-s3-demo-bucket", "HappyFace.jpg"),
         version_id="096fKKXTRTtl3on89fVO.nfljtsv6qko",
         etag="d41d8cd98f00b204e9800998ecf8427e",
         size=1024,
@@ -166,6 +166,7 @@ def test_keys_are_decoded_with_unquote_plus(encoded: str, key: str) -> None:
 def test_a_key_survives_a_notification_round_trip(key: str) -> None:
     [ref] = refs_from_event({"Records": [notification_record("bucket", key)]})
     assert parse_s3_uri(ref.uri).key == key
+    assert ref.location == S3Location("bucket", key)
 
 
 def test_a_null_version_and_quoted_etag_are_normalised() -> None:

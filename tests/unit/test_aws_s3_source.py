@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from aws_support import count_body_reads
+from aws_support import AWKWARD_KEYS, count_body_reads
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ImageNotFoundError, ImageTooLargeError, SourceError
 from imgcaption.ports import Skipped
@@ -63,13 +63,17 @@ class CountingStream(io.BytesIO):
 
 
 class OneObject:
-    """An S3 client holding one object, whose GetObject response declares ``content_length`` (None: no header)."""
+    """An S3 client holding one object, whose GetObject response declares ``content_length`` (None: no header).
+
+    ``requests`` keeps the parameters of every GetObject."""
 
     def __init__(self, body: bytes, content_length: int | None) -> None:
         self.stream = CountingStream(body)
         self.content_length = content_length
+        self.requests: list[dict[str, Any]] = []
 
-    def get_object(self, **_: Any) -> dict[str, Any]:
+    def get_object(self, **params: Any) -> dict[str, Any]:
+        self.requests.append(params)
         response: dict[str, Any] = {"Body": StreamingBody(self.stream, self.content_length)}
         if self.content_length is not None:
             response["ContentLength"] = self.content_length
@@ -85,6 +89,14 @@ def test_reads_the_object_an_event_names(s3: Any) -> None:
     source = S3Source(s3, [object_ref("photos", "a b/c+d.png")])
     [ref] = list(source.iter_refs())
     assert source.read(ref, max_bytes=100) == b"pixels"
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS)
+def test_the_get_names_the_bucket_and_key_the_ref_carries_unchanged(key: str) -> None:
+    client = OneObject(b"pixels", content_length=6)
+    ref = object_ref("photos", key, version_id="v1")
+    assert S3Source(client, [ref]).read(ref, max_bytes=100) == b"pixels"  # type: ignore[arg-type]
+    assert client.requests == [{"Bucket": "photos", "Key": key, "VersionId": "v1"}]
 
 
 def test_reads_the_exact_version_the_event_names(s3: Any) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote_plus, unquote_plus
@@ -41,17 +41,18 @@ class EventParseError(ImgCaptionError):
 
 @dataclass(frozen=True, slots=True)
 class S3ObjectRef(ImageRef):
-    """An :class:`ImageRef` for an S3 object, with the event time used to order events lacking a ``sequencer``."""
+    """An :class:`ImageRef` for an S3 object that carries its bucket and key: ``uri`` is derived from
+    :attr:`location` once, so the source and the store read the key as the event gave it, never split from a URI."""
 
+    uri: str = field(init=False)
     event_time: str | None = None
     """ISO-8601 UTC with microseconds (fixed width, so it sorts as text); None when the event had no time."""
     removed: Removal | None = None
     """Set when the event is a removal, not a creation (see :data:`Removal`)."""
+    location: S3Location = field(kw_only=True)
 
-    @property
-    def location(self) -> S3Location:
-        bucket, _, key = self.uri[len("s3://") :].partition("/")
-        return S3Location(bucket, key)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uri", self.location.uri)
 
 
 def object_ref(
@@ -73,7 +74,7 @@ def object_ref(
     if not bucket or not key:
         raise EventParseError(f"the event names no {'bucket' if not bucket else 'object key'} (key {key!r})")
     return S3ObjectRef(
-        S3Location(bucket, key).uri,
+        location=S3Location(bucket, key),
         version_id=None if version_id in (None, "", "null") else version_id,
         etag=etag.strip('"') if etag else None,
         size=size,

@@ -17,7 +17,7 @@ from imgcaption.errors import ImageNotFoundError, ImageTooLargeError, ImgCaption
 from imgcaption.ports import ImageRef, Skipped
 from imgcaption_aws.clients import error_code, is_transient
 from imgcaption_aws.events import S3ObjectRef, object_ref
-from imgcaption_aws.uris import parse_s3_uri
+from imgcaption_aws.uris import S3Location, parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -32,7 +32,7 @@ _DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "I
 class S3Source:
     """Images in S3. ``refs`` are the inputs (from events); :meth:`listing` builds one from a prefix instead."""
 
-    def __init__(self, s3: S3Client, refs: Iterable[ImageRef | Skipped]) -> None:
+    def __init__(self, s3: S3Client, refs: Iterable[S3ObjectRef | Skipped]) -> None:
         self.s3 = s3
         self._refs = refs
 
@@ -45,7 +45,9 @@ class S3Source:
         yield from self._refs
 
     def read(self, ref: ImageRef, max_bytes: int) -> bytes:
-        location = parse_s3_uri(ref.uri)
+        if not isinstance(ref, S3ObjectRef):
+            raise SourceError("not an S3 object", source=ref.uri, retryable=False)
+        location = ref.location
         if ref.size is not None and ref.size > max_bytes:
             raise ImageTooLargeError(f"{ref.size} bytes exceeds the byte cap of {max_bytes}", source=ref.uri)
         try:
@@ -75,11 +77,13 @@ class S3Source:
         return data
 
 
-def presigned_get_url(s3: S3Client, ref: ImageRef, expires_s: int) -> str:
+def presigned_get_url(s3: S3Client, ref: ImageRef, expires_s: int) -> str | None:
     """A URL through which anyone holding it may GET the object (the version captioned, when known) for
-    ``expires_s`` seconds. Signed locally with the caller's credentials: no request is made."""
-    location = parse_s3_uri(ref.uri)
-    params = {"Bucket": location.bucket, "Key": location.key}
+    ``expires_s`` seconds; None for a ref that is no S3 object. Signed locally with the caller's credentials: no
+    request is made."""
+    if not isinstance(ref, S3ObjectRef):
+        return None
+    params = {"Bucket": ref.location.bucket, "Key": ref.location.key}
     if ref.version_id:
         params["VersionId"] = ref.version_id
     return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
@@ -128,7 +132,7 @@ def iter_objects(
                 if key.endswith("/"):
                     continue
                 if wanted and not key.lower().endswith(wanted):
-                    yield Skipped(f"s3://{location.bucket}/{key}", "suffix not in " + ", ".join(wanted))
+                    yield Skipped(S3Location(location.bucket, key).uri, "suffix not in " + ", ".join(wanted))
                     continue
                 yield object_ref(
                     location.bucket,

@@ -1,11 +1,11 @@
 """A :class:`~imgcaption.ports.CaptionStore` in DynamoDB: one item per S3 object, written conditionally.
 
 Table contract (shared with the CDK stack): partition key ``image_id`` (String) = ``s3://<bucket>/<key>`` with the
-key URL-decoded, no sort key. Attributes: ``caption``, ``status`` (``ok``/``failed``), ``error_type``, ``message``,
-``model``, ``revision``, ``precision``, ``generation`` (map) and ``generation_key``, ``signature``, ``version_id``,
-``etag``, ``size``, ``sha256``, ``width``, ``height``, ``elapsed_ms``, ``created_at`` (ISO-8601 UTC), ``sequencer``,
-plus the ordering attributes ``sequencer_key`` (the sequencer right-padded to a fixed width so it compares as text) and
-``event_time``.
+key URL-decoded, no sort key. Attributes: ``bucket`` and ``key`` (exactly as the object's ref carries them),
+``caption``, ``status`` (``ok``/``failed``), ``error_type``, ``message``, ``model``, ``revision``, ``precision``,
+``generation`` (map) and ``generation_key``, ``signature``, ``version_id``, ``etag``, ``size``, ``sha256``, ``width``,
+``height``, ``elapsed_ms``, ``created_at`` (ISO-8601 UTC), ``sequencer``, plus the ordering attributes
+``sequencer_key`` (the sequencer right-padded to a fixed width so it compares as text) and ``event_time``.
 
 Why conditional: S3 delivers events at least once and in no particular order. A write succeeds only when the item
 is new, or the event is newer than the one recorded (by ``sequencer`` when both have one — S3's own per-key order —
@@ -42,6 +42,7 @@ from imgcaption.ports import CaptionSignature, ImageRef, Outcome
 from imgcaption.results import Caption, CaptionFailure
 from imgcaption_aws.clients import error_code, is_transient
 from imgcaption_aws.events import S3ObjectRef, normalize_time
+from imgcaption_aws.uris import S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -395,7 +396,7 @@ def item_from_outcome(outcome: Outcome) -> Item:
     ref, result = outcome.ref, outcome.result
     signature = CaptionSignature.of(result)
     generation = result.generation
-    event_time = (ref.event_time if isinstance(ref, S3ObjectRef) else None) or normalize_time(result.created_at)
+    event_time = _event_time(ref) or normalize_time(result.created_at)
     item: Item = {
         PARTITION_KEY: {"S": ref.uri},
         "status": {"S": result.status},
@@ -407,7 +408,7 @@ def item_from_outcome(outcome: Outcome) -> Item:
         "created_at": {"S": result.created_at.isoformat()},
         "event_time": {"S": event_time},
     }
-    _put_location(item, ref.uri)
+    _put_location(item, ref)
     _put_s(item, "revision", result.revision)
     _put_s(item, "sha256", result.sha256)
     _put_s(item, "version_id", ref.version_id)
@@ -440,7 +441,7 @@ def tombstone_item(ref: S3ObjectRef) -> Item:
         "created_at": {"S": now.isoformat()},
         "event_time": {"S": ref.event_time or normalize_time(now)},
     }
-    _put_location(item, ref.uri)
+    _put_location(item, ref)
     _put_s(item, "version_id", ref.version_id)
     if ref.sequencer:
         item["sequencer"] = {"S": ref.sequencer}
@@ -450,15 +451,14 @@ def tombstone_item(ref: S3ObjectRef) -> Item:
 
 def attempt_event(ref: ImageRef) -> str:
     """Which event an attempt counter counts: the same message delivered again keeps counting, a new event restarts."""
-    event_time = ref.event_time if isinstance(ref, S3ObjectRef) else None
-    return "|".join(part or "" for part in (ref.sequencer, event_time, ref.version_id, ref.etag))
+    return "|".join(part or "" for part in (ref.sequencer, _event_time(ref), ref.version_id, ref.etag))
 
 
 def _ordering_item(ref: ImageRef, signature: CaptionSignature) -> Item:
     """The ordering attributes a caption of ``ref`` by ``signature`` would be written with."""
     from imgcaption.results import utc_now
 
-    event_time = (ref.event_time if isinstance(ref, S3ObjectRef) else None) or normalize_time(utc_now())
+    event_time = _event_time(ref) or normalize_time(utc_now())
     item: Item = {"status": {"S": "ok"}, "signature": {"S": signature.key}, "event_time": {"S": event_time}}
     if ref.sequencer:
         item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
@@ -499,15 +499,21 @@ def outcome_from_item(item: Mapping[str, Any]) -> Outcome:
             message=_s(item, "message") or "",
             retryable=bool(item.get("retryable", {}).get("BOOL", False)),
         )
-    ref = S3ObjectRef(
-        _s(item, PARTITION_KEY) or "",
-        version_id=_s(item, "version_id"),
-        etag=_s(item, "etag"),
-        size=_optional_int(item.get("size")),
-        sequencer=_s(item, "sequencer"),
-        event_time=_s(item, "event_time"),
-    )
-    return Outcome(ref, result)
+    return Outcome(_ref_from_item(item), result)
+
+
+def _ref_from_item(item: Mapping[str, Any]) -> ImageRef:
+    """The ref an item was written from: an :class:`S3ObjectRef` by the item's own ``bucket`` and ``key``."""
+    pins: dict[str, Any] = {
+        "version_id": _s(item, "version_id"),
+        "etag": _s(item, "etag"),
+        "size": _optional_int(item.get("size")),
+        "sequencer": _s(item, "sequencer"),
+    }
+    bucket, key = _s(item, "bucket"), _s(item, "key")
+    if bucket is None or key is None:  # written from a ref that named no S3 object
+        return ImageRef(_s(item, PARTITION_KEY) or "", **pins)
+    return S3ObjectRef(location=S3Location(bucket, key), event_time=_s(item, "event_time"), **pins)
 
 
 def _generation_map(generation: GenerationOptions) -> dict[str, Any]:
@@ -520,11 +526,15 @@ def _generation_map(generation: GenerationOptions) -> dict[str, Any]:
     return values
 
 
-def _put_location(item: Item, uri: str) -> None:
-    if uri.startswith("s3://"):
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        item["bucket"] = {"S": bucket}
-        item["key"] = {"S": key}
+def _event_time(ref: ImageRef) -> str | None:
+    return ref.event_time if isinstance(ref, S3ObjectRef) else None
+
+
+def _put_location(item: Item, ref: ImageRef) -> None:
+    """``bucket`` and ``key`` exactly as the ref carries them (a ref that names no S3 object has neither)."""
+    if isinstance(ref, S3ObjectRef):
+        item["bucket"] = {"S": ref.location.bucket}
+        item["key"] = {"S": ref.location.key}
 
 
 def _put_s(item: Item, name: str, value: str | None) -> None:
