@@ -16,8 +16,8 @@ from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, Outcome
 from imgcaption.results import Caption, CaptionFailure
 from imgcaption_aws.clients import dynamodb_client
-from imgcaption_aws.events import S3ObjectRef, object_ref
-from imgcaption_aws.store import DynamoDBStore, sequencer_key
+from imgcaption_aws.events import S3ObjectRef, object_ref, sequencer_key, supersedes
+from imgcaption_aws.store import DynamoDBStore
 
 TABLE = "captions"
 URI = "s3://photos/holiday 2024/café +1.jpg"
@@ -262,8 +262,6 @@ def test_the_in_batch_rule_is_the_write_condition(
     store: DynamoDBStore, current: S3ObjectRef, candidate: S3ObjectRef
 ) -> None:
     """What the Lambda keeps of two events in one batch is what the table keeps when they come in two batches."""
-    from imgcaption_aws.store import supersedes
-
     store.record([Outcome(current, caption("current"))])
     store.record([Outcome(candidate, caption("candidate"))])
     assert (text_of(store) == "candidate") == supersedes(candidate, current)

@@ -85,6 +85,40 @@ def object_ref(
     )
 
 
+# --------------------------------------------------------------------------- the order of events about one object
+
+SEQUENCER_WIDTH = 64
+"""S3 sequencers are hex strings of varying length; right-padded with zeros to this width they compare as text.
+
+AWS's event-structure documentation: "to compare these values, first right pad the shorter value with zeros, and
+then do a lexicographical comparison" (older copies said left pad; the current text and the AWS SDKs say right).
+"""
+
+
+def sequencer_key(sequencer: str) -> str:
+    """``"0055AED6DCD90281E5"`` → a fixed-width upper-case form that orders events of one key as plain text."""
+    return sequencer.strip().upper().ljust(SEQUENCER_WIDTH, "0")
+
+
+def supersedes(candidate: S3ObjectRef, current: S3ObjectRef) -> bool:
+    """Whether ``candidate`` is a newer event about the object than ``current``: the rule the store's write condition
+    (:func:`imgcaption_aws.store.write_condition`) applies in DynamoDB, so a batch keeps what the table would.
+
+    By sequencer when both have one, otherwise by event time. An event without a time is recorded with the time the
+    object was read, so it counts as newer than any event in hand that has one.
+    """
+    if candidate.sequencer and current.sequencer:
+        return sequencer_key(candidate.sequencer) > sequencer_key(current.sequencer)
+    return _time_or_now(candidate) > _time_or_now(current)
+
+
+def _time_or_now(ref: S3ObjectRef) -> str:
+    return ref.event_time or "~"  # "~" sorts after every ISO-8601 time
+
+
+# --------------------------------------------------------------------------- key and time spellings
+
+
 def normalize_time(value: datetime | str | None) -> str | None:
     """``2024-05-01T10:00:00.123Z`` → ``2024-05-01T10:00:00.123000+00:00``: one fixed-width UTC spelling."""
     if value is None or value == "":

@@ -41,6 +41,7 @@ from imgcaption_aws.events import (
     classify,
     refs_from_body,
     refs_from_event,
+    supersedes,
 )
 from imgcaption_aws.source import S3Source
 from imgcaption_aws.tracing import NO_SPANS, STORE_WRITE, Spans, TracedPipeline, TracedSource, traced_captioner
@@ -405,8 +406,6 @@ def _attempt_order(attempts: int, limit: int) -> tuple[int, int]:
 
 def _hidden(ref: S3ObjectRef, removals: Sequence[S3ObjectRef]) -> bool:
     """Whether a removal in the same batch hides this creation (so it is not read only to be tombstoned)."""
-    from imgcaption_aws.store import supersedes
-
     return any(
         removal.uri == ref.uri and removal.removed == "object" and supersedes(removal, ref) for removal in removals
     )
@@ -416,8 +415,6 @@ def _newest_per_object(refs: Sequence[S3ObjectRef]) -> list[S3ObjectRef]:
     """One ref per object, the newest event wins (by the store's own rule): duplicates and superseded events in one
     batch cost nothing, and the one kept is the one the store would keep had they come in separate batches (two
     events with neither sequencer nor time, as S3 Batch Operations sends, are equal here: the first is kept)."""
-    from imgcaption_aws.store import supersedes
-
     newest: dict[str, S3ObjectRef] = {}
     for ref in refs:
         current = newest.get(ref.uri)

@@ -41,7 +41,7 @@ from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, ImageRef, Outcome
 from imgcaption.results import Caption, CaptionFailure
 from imgcaption_aws.clients import error_code, is_transient
-from imgcaption_aws.events import S3ObjectRef, normalize_time
+from imgcaption_aws.events import S3ObjectRef, normalize_time, sequencer_key
 from imgcaption_aws.uris import S3Location
 
 if TYPE_CHECKING:
@@ -53,34 +53,7 @@ PARTITION_KEY = "image_id"
 DELETED = "deleted"
 """``status`` of a tombstone: the object was removed; the item only keeps the removal's order."""
 READABLE_STATUSES = frozenset({"ok", "failed"})
-SEQUENCER_WIDTH = 64
-"""S3 sequencers are hex strings of varying length; right-padded with zeros to this width they compare as text.
-
-AWS's event-structure documentation: "to compare these values, first right pad the shorter value with zeros, and
-then do a lexicographical comparison" (older copies said left pad; the current text and the AWS SDKs say right).
-"""
-
 Item = dict[str, Any]
-
-
-def sequencer_key(sequencer: str) -> str:
-    """``"0055AED6DCD90281E5"`` → a fixed-width upper-case form that orders events of one key as plain text."""
-    return sequencer.strip().upper().ljust(SEQUENCER_WIDTH, "0")
-
-
-def supersedes(candidate: S3ObjectRef, current: S3ObjectRef) -> bool:
-    """Whether ``candidate`` is a newer event about the object than ``current``: :func:`write_condition`'s rule.
-
-    By sequencer when both have one, otherwise by event time. An event without a time is recorded with the time the
-    object was read, so it counts as newer than any event in hand that has one.
-    """
-    if candidate.sequencer and current.sequencer:
-        return sequencer_key(candidate.sequencer) > sequencer_key(current.sequencer)
-    return _time_or_now(candidate) > _time_or_now(current)
-
-
-def _time_or_now(ref: S3ObjectRef) -> str:
-    return ref.event_time or "~"  # "~" sorts after every ISO-8601 time
 
 
 @dataclass(frozen=True)
@@ -415,9 +388,7 @@ def item_from_outcome(outcome: Outcome) -> Item:
     _put_s(item, "etag", ref.etag)
     if ref.size is not None:
         item["size"] = {"N": str(ref.size)}
-    if ref.sequencer:
-        item["sequencer"] = {"S": ref.sequencer}
-        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
+    _put_order(item, ref)
     if isinstance(result, Caption):
         item["caption"] = {"S": result.text}
         item["width"] = {"N": str(result.width)}
@@ -443,9 +414,7 @@ def tombstone_item(ref: S3ObjectRef) -> Item:
     }
     _put_location(item, ref)
     _put_s(item, "version_id", ref.version_id)
-    if ref.sequencer:
-        item["sequencer"] = {"S": ref.sequencer}
-        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
+    _put_order(item, ref)
     return item
 
 
@@ -460,8 +429,7 @@ def _ordering_item(ref: ImageRef, signature: CaptionSignature) -> Item:
 
     event_time = _event_time(ref) or normalize_time(utc_now())
     item: Item = {"status": {"S": "ok"}, "signature": {"S": signature.key}, "event_time": {"S": event_time}}
-    if ref.sequencer:
-        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
+    _put_order(item, ref)
     return item
 
 
@@ -535,6 +503,13 @@ def _put_location(item: Item, ref: ImageRef) -> None:
     if isinstance(ref, S3ObjectRef):
         item["bucket"] = {"S": ref.location.bucket}
         item["key"] = {"S": ref.location.key}
+
+
+def _put_order(item: Item, ref: ImageRef) -> None:
+    """The event's ``sequencer`` and its ``sequencer_key``, which orders events as text in a condition."""
+    if ref.sequencer:
+        item["sequencer"] = {"S": ref.sequencer}
+        item["sequencer_key"] = {"S": sequencer_key(ref.sequencer)}
 
 
 def _put_s(item: Item, name: str, value: str | None) -> None:
