@@ -226,3 +226,45 @@ def test_a_model_whose_layers_the_int8_runtimes_do_not_implement_is_refused(
     with pytest.raises(ConfigurationError, match="'relu', not 'gelu_new'"):
         save_onnx_artifact(variant, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_artifact_from_before_the_in_place_history_is_refused_with_the_rebuild_command(
+    onnx_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(onnx_dir, old)
+    provenance = json.loads((old / PROVENANCE_FILE).read_text())
+    (old / PROVENANCE_FILE).write_text(json.dumps({**provenance, "format": "imgcaption-onnx-int8/1"}))
+    with pytest.raises(ModelLoadError, match="imgcaption optimize MODEL_DIR OUT_DIR") as raised:
+        Captioner.from_pretrained(str(old), precision="int8")
+    assert "imgcaption-onnx-int8/1" in str(raised.value)
+
+
+def test_the_decoder_writes_each_step_into_the_bound_history_in_place(onnx_dir: Path) -> None:
+    """The self-attention history is one buffer per layer that the fused kernel fills step by step: no copies out."""
+    import onnx
+
+    from imgcaption.backends.onnx_int8 import DecoderSteps, layer_names
+
+    graph = onnx.load(str(onnx_dir / DECODER_FILE)).graph
+    assert sum(node.op_type == "GroupQueryAttention" for node in graph.node) == len(graph.input[3:]) // 4
+    assert not any(node.op_type == "Concat" and "past" in " ".join(node.input) for node in graph.node)
+
+    model = load_model(str(onnx_dir), threads=1).model
+    assert isinstance(model, OnnxCaptioningModel)
+    size = json.loads((onnx_dir / "config.json").read_text())["encoder"]["image_size"]
+    names = layer_names("cross", model._layers)
+    pixels = np.zeros((1, 3, size, size), np.float32)
+    cross = dict(zip(names, model._encoder.run(names, {"pixel_values": pixels}), strict=True))
+    steps = DecoderSteps(model._decoder, cross, 2, (model._layers, model._heads, 5, model._head_dim))
+    history = steps._history[0]
+    for position in range(3):
+        steps.step(np.array([1, 2]), 2)
+        assert np.abs(history[:, :, position]).sum() > 0, position  # written where this step belongs
+        assert not history[:, :, position + 1 :].any()  # and nowhere after it
+    steps.reorder(np.array([1, 0]))
+    before = history[:, :, :3].copy()
+    steps.reorder(np.array([1, 0]))
+    assert np.array_equal(history[:, :, :3], before[[1, 0]])

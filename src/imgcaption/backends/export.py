@@ -10,8 +10,9 @@ Why two graphs, and why these:
   ``cross_value_0``, … each ``(images, heads, patches, head_dim)``): the ViT and the twelve ``c_attn`` projections
   run once per image;
 * ``decoder.onnx`` — one GPT-2 step for every row (images × beams): the new token, its position, the self-attention
-  history so far and the cross keys/values in; each row's top-``k`` log-probabilities, their ids and the history with
-  this step appended out. The beams of an image read its cross keys/values together, as the query length of one
+  history buffers (full caption length, written in place by ONNX Runtime's fused attention: see
+  :func:`_self_attention`) and the cross keys/values in; each row's top-``k`` log-probabilities and their ids out
+  (and the same history buffers, as the kernel's ``present`` outputs). The beams of an image read its cross keys/values together, as the query length of one
   attention, so nothing is copied per beam. Every layer's tensors are separate inputs and outputs: slicing one
   stacked tensor inside the graph made ONNX Runtime copy all of it on every step (half the step time, measured).
   Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs (:mod:`.numpy_search`).
@@ -47,6 +48,7 @@ def _graphs(model: Any) -> tuple[Any, Any]:
     from imgcaption.backends.torch_int8 import LiteCaptioningModel, conv1d_to_linear
 
     conv1d_to_linear(model)
+    SelfAttention = _self_attention()
     lite = LiteCaptioningModel(model.config.to_dict(), model.generation_config.to_dict())
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and not name.startswith("encoder.pooler"):
@@ -93,14 +95,21 @@ def _graphs(model: Any) -> tuple[Any, Any]:
             rows, images = tokens.shape[0], cross[0].shape[0]
             beams = rows // images
             hidden = self.transformer.wte(tokens) + self.transformer.wpe(position)
+            filled = (tokens * 0 + position).to(torch.int32)  # every row has the same history length
             presents: list[torch.Tensor] = []
             for index, block in enumerate(self.transformer.h):
                 query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(width, dim=-1)
-                keys = torch.cat([past[2 * index], key.view(rows, heads, 1, head_dim)], dim=2)
-                values = torch.cat([past[2 * index + 1], value.view(rows, heads, 1, head_dim)], dim=2)
+                attended, keys, values = SelfAttention.apply(
+                    query.view(rows, 1, width),
+                    key.view(rows, 1, width),
+                    value.view(rows, 1, width),
+                    past[2 * index],
+                    past[2 * index + 1],
+                    filled,
+                    heads,
+                )
                 presents += [keys, values]
-                weights = torch.softmax((query.view(rows, heads, 1, head_dim) @ keys.transpose(-1, -2)) * scaling, -1)
-                hidden = block.attn.c_proj((weights @ values).reshape(rows, width)) + hidden
+                hidden = block.attn.c_proj(attended.reshape(rows, width)) + hidden
                 cross_query = block.crossattention.q_attn(block.ln_cross_attn(hidden))
                 cross_query = cross_query.view(images, beams, heads, head_dim).transpose(1, 2)
                 weights = torch.softmax((cross_query @ cross[2 * index].transpose(-1, -2)) * scaling, -1)
@@ -113,6 +122,69 @@ def _graphs(model: Any) -> tuple[Any, Any]:
             return (scores, ids, *presents)
 
     return Encoder().eval(), DecoderStep().eval()
+
+
+def _self_attention() -> Any:
+    """The decoder's self-attention as a torch function that exports to ONNX Runtime's fused CPU kernel for it.
+
+    It becomes ``com.microsoft.GroupQueryAttention`` (with as many key/value heads as query heads: plain multi-head
+    attention). The history is a buffer of the full caption length; the kernel writes this step's key and value into
+    it at ``filled`` and attends over the filled part. Bound as both input and output
+    (:class:`~imgcaption.backends.onnx_int8.DecoderSteps`), the buffer is written in place: no concatenation, and no
+    history copied out of the graph each step. ``forward`` is the same computation in torch, so the module stays
+    runnable (and readable) as a reference.
+
+    The cross-attention stays two batched MatMuls (ONNX Runtime fuses the transpose and scale into the first):
+    ``com.microsoft.MultiHeadAttention`` over the same head-split keys and values was measured no faster on AVX2, as
+    each image's keys and values are read once per step by its 4 beams either way (memory-bound).
+    """
+    import torch
+
+    class SelfAttention(torch.autograd.Function):
+        @staticmethod
+        def forward(
+            ctx: Any,
+            query: torch.Tensor,
+            key: torch.Tensor,
+            value: torch.Tensor,
+            past_key: torch.Tensor,
+            past_value: torch.Tensor,
+            filled: torch.Tensor,
+            heads: int,
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            rows, width = query.shape[0], query.shape[-1]
+            head_dim, position = width // heads, int(filled[0])
+            keys, values = past_key.clone(), past_value.clone()
+            keys[:, :, position] = key.view(rows, heads, head_dim)
+            values[:, :, position] = value.view(rows, heads, head_dim)
+            scores = query.view(rows, heads, 1, head_dim) @ keys[:, :, : position + 1].transpose(-1, -2)
+            weights = torch.softmax(scores * head_dim**-0.5, dim=-1)
+            return (weights @ values[:, :, : position + 1]).reshape(rows, 1, width), keys, values
+
+        @staticmethod
+        def symbolic(
+            g: Any, query: Any, key: Any, value: Any, past_key: Any, past_value: Any, filled: Any, heads: int
+        ) -> Any:
+            one = g.op("Constant", value_t=torch.tensor(1, dtype=torch.int32))
+            total = g.op("Add", g.op("ReduceMax", filled, keepdims_i=0), one)
+            outputs = g.op(
+                "com.microsoft::GroupQueryAttention",
+                query,
+                key,
+                value,
+                past_key,
+                past_value,
+                filled,
+                total,
+                num_heads_i=heads,
+                kv_num_heads_i=heads,
+                outputs=3,
+            )
+            for output, like in zip(outputs, (query, past_key, past_value), strict=True):
+                output.setType(like.type())
+            return outputs
+
+    return SelfAttention
 
 
 def export_graphs(model: Any, directory: Path, image_size: int) -> None:
@@ -139,8 +211,8 @@ def export_graphs(model: Any, directory: Path, image_size: int) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
-        rows = 2 * 2
-        past = tuple(torch.zeros(rows, heads, 1, head_dim) for _ in past_names)
+        rows, length = 2 * 2, 3
+        past = tuple(torch.zeros(rows, heads, length, head_dim) for _ in past_names)
         torch.onnx.export(
             step,
             (torch.zeros(rows, dtype=torch.long), torch.tensor([1]), torch.tensor(4), *past, *cross),
@@ -152,10 +224,10 @@ def export_graphs(model: Any, directory: Path, image_size: int) -> None:
                 "scores": {0: "rows"},
                 "ids": {0: "rows"},
                 **{name: {0: "images"} for name in cross_names},
-                **{name: {0: "rows", 2: "steps"} for name in past_names},
-                **{name: {0: "rows", 2: "steps_and_one"} for name in present_names},
+                **{name: {0: "rows", 2: "length"} for name in (*past_names, *present_names)},
             },
             opset_version=OPSET,
+            custom_opsets={"com.microsoft": 1},
             dynamo=False,
         )
 

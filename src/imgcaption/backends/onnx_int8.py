@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from imgcaption.generation import GenerationOptions
 
-ONNX_FORMAT = "imgcaption-onnx-int8/1"
+ONNX_FORMAT = "imgcaption-onnx-int8/2"
 """``format`` in the provenance file of a directory made by :func:`.export.save_onnx_artifact`."""
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -41,32 +41,50 @@ def layer_names(prefix: str, layers: int) -> list[str]:
     return [f"{prefix}_{kind}_{index}" for index in range(layers) for kind in ("key", "value")]
 
 
-class _DecoderSteps:
-    """One generation's self-attention history, fed back to the decoder graph step after step."""
+class DecoderSteps:
+    """One generation's self-attention history, kept in place between the decoder graph's steps.
 
-    def __init__(self, session: Any, cross: dict[str, np.ndarray], rows: int, shape: tuple[int, int, int]) -> None:
-        layers, heads, head_dim = shape
+    Each layer's keys and values live in one buffer of the caption's full length, bound once as both the graph's
+    ``past_*`` input and its ``present_*`` output (ONNX Runtime's I/O binding), so the attention kernel writes each
+    step's key and value into it where they belong; the cross keys and values are bound once too. A step then only
+    feeds the new tokens and reads back the top ``k``. Reordering the beams copies the filled part of each buffer.
+    """
+
+    def __init__(self, session: Any, cross: dict[str, np.ndarray], rows: int, shape: tuple[int, int, int, int]) -> None:
+        import onnxruntime as ort
+
+        layers, heads, length, head_dim = shape
         self._session = session
-        self._cross = cross
-        self._past_names = layer_names("past", layers)
-        self._past = [np.zeros((rows, heads, 0, head_dim), dtype=np.float32) for _ in self._past_names]
+        self._binding = session.io_binding()
+        self._history = [np.zeros((rows, heads, length, head_dim), dtype=np.float32) for _ in range(2 * layers)]
+        self._bound = [ort.OrtValue.ortvalue_from_numpy(buffer) for buffer in self._history]
+        self._cross = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array)) for array in cross.values()]
+        for name, value in zip(cross, self._cross, strict=True):
+            self._binding.bind_ortvalue_input(name, value)
+        self._binding.bind_output("scores")  # bound first: get_outputs() lists outputs in the order they were bound
+        self._binding.bind_output("ids")
+        pasts, presents = layer_names("past", layers), layer_names("present", layers)
+        for past, present, value in zip(pasts, presents, self._bound, strict=True):
+            self._binding.bind_ortvalue_input(past, value)
+            self._binding.bind_ortvalue_output(present, value)
         self._position = 0
 
     def step(self, tokens: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        feeds = {
-            "tokens": np.ascontiguousarray(tokens, dtype=np.int64),
-            "position": np.array([self._position], dtype=np.int64),
-            "k": np.array(k, dtype=np.int64),
-            **dict(zip(self._past_names, self._past, strict=True)),
-            **self._cross,
-        }
-        scores, ids, *self._past = self._session.run(None, feeds)
+        if self._position >= self._history[0].shape[2]:
+            raise ConfigurationError(f"the decoder's history holds {self._position} steps; no room for another")
+        self._binding.bind_cpu_input("tokens", np.ascontiguousarray(tokens, dtype=np.int64))
+        self._binding.bind_cpu_input("position", np.array([self._position], dtype=np.int64))
+        self._binding.bind_cpu_input("k", np.array(k, dtype=np.int64))
+        self._session.run_with_iobinding(self._binding)
+        scores, ids = (output.numpy() for output in self._binding.get_outputs()[:2])
         self._position += 1
         return scores, ids
 
     def reorder(self, rows: np.ndarray) -> None:
         if not np.array_equal(rows, np.arange(rows.shape[0])):
-            self._past = [np.take(history, rows, axis=0) for history in self._past]
+            filled = self._position
+            for buffer in self._history:
+                buffer[:, :, :filled] = buffer[rows, :, :filled]
 
 
 class OnnxCaptioningModel:
@@ -107,8 +125,8 @@ class OnnxCaptioningModel:
         names = layer_names("cross", self._layers)
         encoded = [self._encoder.run(names, {"pixel_values": pixels[i : i + 1]}) for i in range(images)]
         cross = {name: np.concatenate([outputs[n] for outputs in encoded]) for n, name in enumerate(names)}
-        shape = (self._layers, self._heads, self._head_dim)
-        steps = _DecoderSteps(self._decoder, cross, images * options.num_beams, shape)
+        shape = (self._layers, self._heads, options.total_length, self._head_dim)
+        steps = DecoderSteps(self._decoder, cross, images * options.num_beams, shape)
         if options.num_beams == 1:
             return greedy(steps, images, options.total_length, self.search)
         return beam_search(steps, images, options.num_beams, options.total_length, self.search)
