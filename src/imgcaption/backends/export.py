@@ -11,11 +11,12 @@ Why two graphs, and why these:
   run once per image;
 * ``decoder.onnx`` — one GPT-2 step for every row (images × beams): the new token, its position, the self-attention
   history buffers (full caption length, written in place by ONNX Runtime's fused attention: see
-  :func:`_self_attention`) and the cross keys/values in; each row's top-``k`` log-probabilities and their ids out
-  (and the same history buffers, as the kernel's ``present`` outputs). The beams of an image read its cross keys/values together, as the query length of one
-  attention, so nothing is copied per beam. Every layer's tensors are separate inputs and outputs: slicing one
-  stacked tensor inside the graph made ONNX Runtime copy all of it on every step (half the step time, measured).
-  Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs (:mod:`.numpy_search`).
+  :func:`_self_attention`) and the cross keys/values in; each row's top-``k`` log-probabilities and their ids out (and
+  the same history buffers, as the kernel's ``present`` outputs). The beams of an image read its cross keys/values
+  together, as the query length of one attention, so nothing is copied per beam. Every layer's tensors are separate
+  inputs and outputs: slicing one stacked tensor inside the graph made ONNX Runtime copy all of it on every step (half
+  the step time, measured). Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs
+  (:mod:`.numpy_search`).
 
 Both are exported from the fp32 model with torch's TorchScript exporter, quantized by ONNX Runtime's dynamic
 quantization (MatMul weights int8 per output channel, activations quantized on the fly, as torch's int8 mode;
