@@ -75,7 +75,7 @@ def object_ref(
         raise EventParseError(f"the event names no {'bucket' if not bucket else 'object key'} (key {key!r})")
     return S3ObjectRef(
         location=S3Location(bucket, key),
-        version_id=None if version_id in (None, "", "null") else version_id,
+        version_id=_version(version_id),
         etag=etag.strip('"') if etag else None,
         size=size,
         sequencer=sequencer or None,
@@ -119,6 +119,11 @@ def _time_or_now(ref: S3ObjectRef) -> str:
 # --------------------------------------------------------------------------- key and time spellings
 
 
+def _version(version_id: str | None) -> str | None:
+    """A version id, or None for none (S3 writes ``"null"`` for an object put while versioning was off)."""
+    return None if version_id in (None, "", "null") else version_id
+
+
 def normalize_time(value: datetime | str | None) -> str | None:
     """``2024-05-01T10:00:00.123Z`` → ``2024-05-01T10:00:00.123000+00:00``: one fixed-width UTC spelling."""
     if value is None or value == "":
@@ -146,12 +151,35 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class _NotificationObject(_Lenient):
+class _S3Object(_Lenient):
+    """The object an S3 notification record or an EventBridge event is about (they spell two field names apart)."""
+
     key: str
     size: int | None = None
-    e_tag: str | None = Field(default=None, alias="eTag")
-    version_id: str | None = Field(default=None, alias="versionId")
+    etag: str | None = None
+    version_id: str | None = None
     sequencer: str | None = None
+
+    @property
+    def names_a_version(self) -> bool:
+        return _version(self.version_id) is not None
+
+    def ref(self, bucket: str, event_time: str | None, removed: Removal | None) -> S3ObjectRef:
+        return object_ref(
+            bucket,
+            decode_key(self.key),
+            version_id=self.version_id,
+            etag=self.etag,
+            size=self.size,
+            sequencer=self.sequencer,
+            event_time=event_time,
+            removed=removed,
+        )
+
+
+class _NotificationObject(_S3Object):
+    etag: str | None = Field(default=None, alias="eTag")
+    version_id: str | None = Field(default=None, alias="versionId")
 
 
 class _NotificationBucket(_Lenient):
@@ -182,33 +210,19 @@ class S3NotificationRecord(_Lenient):
         if name == "ObjectRemoved:DeleteMarkerCreated":
             return "object"
         if name == "ObjectRemoved:Delete":
-            return "version" if self.s3.object.version_id not in (None, "", "null") else "object"
+            return "version" if self.s3.object.names_a_version else "object"
         return None
 
     def ref(self) -> S3ObjectRef:
-        obj = self.s3.object
-        return object_ref(
-            self.s3.bucket.name,
-            decode_key(obj.key),
-            version_id=obj.version_id,
-            etag=obj.e_tag,
-            size=obj.size,
-            sequencer=obj.sequencer,
-            event_time=self.event_time,
-            removed=self.removal,
-        )
+        return self.s3.object.ref(self.s3.bucket.name, self.event_time, self.removal)
 
 
 class _S3Notification(_Lenient):
     records: list[S3NotificationRecord] = Field(alias="Records")
 
 
-class _EventBridgeObject(_Lenient):
-    key: str
-    size: int | None = None
-    etag: str | None = None
+class _EventBridgeObject(_S3Object):
     version_id: str | None = Field(default=None, alias="version-id")
-    sequencer: str | None = None
 
 
 class _EventBridgeDetail(_Lenient):
@@ -230,20 +244,10 @@ class EventBridgeS3Event(_Lenient):
         if self.detail_type != "Object Deleted":
             return None
         permanent = self.detail.deletion_type == "Permanently Deleted"
-        return "version" if permanent and self.detail.object.version_id not in (None, "", "null") else "object"
+        return "version" if permanent and self.detail.object.names_a_version else "object"
 
     def ref(self) -> S3ObjectRef:
-        obj = self.detail.object
-        return object_ref(
-            self.detail.bucket.name,
-            decode_key(obj.key),
-            version_id=obj.version_id,
-            etag=obj.etag,
-            size=obj.size,
-            sequencer=obj.sequencer,
-            event_time=self.time,
-            removed=self.removal,
-        )
+        return self.detail.object.ref(self.detail.bucket.name, self.time, self.removal)
 
 
 class BatchOperationsTask(_Lenient):
@@ -296,13 +300,13 @@ def classify(event: Mapping[str, Any]) -> EventKind:
     raise EventParseError(f"unrecognised event with keys {sorted(event)[:8]}")
 
 
-def refs_from_event(event: Mapping[str, Any]) -> list[S3ObjectRef]:
+def refs_from_event(event: Mapping[str, Any], kind: EventKind | None = None) -> list[S3ObjectRef]:
     """Every created or removed object an event (or an SQS message body, decoded) is about, in delivery order.
 
-    SQS events are handled record by record by the processor (for partial batch failures); passing one here
-    flattens all its bodies.
+    ``kind``: what :func:`classify` already said of the event (it is classified here otherwise). SQS events are
+    handled message by message by the processor (for partial batch failures); passing one here flattens its bodies.
     """
-    kind = classify(event)
+    kind = kind or classify(event)
     try:
         if kind == "test":
             return []

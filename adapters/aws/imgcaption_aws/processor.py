@@ -175,7 +175,7 @@ class EventProcessor:
             return self._handle_sqs(event, context)
         if kind == "batch_operations":
             return self._handle_batch_operations(event, context)
-        refs = refs_from_event(event)
+        refs = refs_from_event(event, kind)
         if not refs:
             logger.info("nothing to caption in this %s event (test event or not an object creation)", kind)
             return None
