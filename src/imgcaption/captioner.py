@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imgcaption.errors import CaptioningError, ConfigurationError, ImgCaptionError
@@ -116,25 +117,19 @@ class Captioner:
         from imgcaption.backends.threads import available_cpus
 
         settings = settings or Settings()
-        reference = model or settings.model
-        if revision is None and reference == settings.model:
-            revision = settings.resolved_revision
-        explicit_setting = "precision" in settings.model_fields_set  # set by IMGCAPTION_PRECISION or by the caller
-        asked: Precision | None = precision or (settings.precision if explicit_setting else None)
+        request = _Request.of(settings, model, revision, precision, local_files_only, device)
         used_threads = threads or settings.threads or available_cpus()
         started = time.perf_counter()
         loaded = load_model(
-            reference,
-            revision,
-            local_files_only=settings.local_files_only if local_files_only is None else local_files_only,
+            request.reference,
+            request.revision,
+            local_files_only=request.local_files_only,
             threads=used_threads,
-            device=device or settings.device,
+            device=request.device,
         )
-        chosen_precision = asked or default_precision(loaded)
+        chosen_precision = request.precision or default_precision(loaded)
         loaded = _apply_precision(loaded, chosen_precision)
-        options = generation or _layered(loaded.default_generation, settings.generation_overrides)
-        if prompt is not None:
-            options = options.with_overrides(prompt=prompt)
+        options = _options(loaded.default_generation, settings, generation, prompt)
         logger.info(
             "loaded %s@%s (%s model, %s on %s) in %.2fs with %d threads",
             loaded.model_id,
@@ -337,6 +332,80 @@ class Captioner:
         for image in images:
             outcomes.extend(self._texts_isolating_failures([image], options))
         return outcomes
+
+
+def caption_signature(
+    model: str | None = None,
+    revision: str | None = None,
+    *,
+    generation: GenerationOptions | None = None,
+    precision: Precision | None = None,
+    prompt: str | None = None,
+    device: str | None = None,
+    local_files_only: bool | None = None,
+    settings: Settings | None = None,
+) -> CaptionSignature:
+    """The :attr:`Captioner.signature` that :meth:`Captioner.from_pretrained` with these arguments would have, known
+    without loading the weights: from the model's provenance file and ``config.json`` (its family's defaults and
+    prompt rules). ``imgcaption backfill --skip-existing`` asks the table for it, as the Lambda writes it.
+
+    Raises what loading would for a model that is not there or options its family refuses.
+    """
+    from imgcaption.backends.registry import precision_on, read_header
+
+    settings = settings or Settings()
+    request = _Request.of(settings, model, revision, precision, local_files_only, device)
+    header = read_header(request.reference, request.revision, local_files_only=request.local_files_only)
+    chosen_precision = request.precision
+    if chosen_precision is None:
+        from imgcaption.backends.devices import resolve_device
+
+        used_device = "cpu" if header.is_artifact else resolve_device(request.device)  # artifacts: CPU only
+        chosen_precision = precision_on(header.provenance, used_device)
+    options = header.family.check_options(_options(header.family.defaults, settings, generation, prompt))
+    return CaptionSignature(header.model_id, header.revision, chosen_precision, options)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """The model a captioner is asked for: the arguments, and the settings where they are ``None``."""
+
+    reference: str
+    revision: str | None
+    precision: Precision | None
+    """None: the model's own (see :func:`~imgcaption.backends.registry.default_precision`)."""
+    local_files_only: bool
+    device: str
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        model: str | None,
+        revision: str | None,
+        precision: Precision | None,
+        local_files_only: bool | None,
+        device: str | None,
+    ) -> _Request:
+        reference = model or settings.model
+        if revision is None and reference == settings.model:
+            revision = settings.resolved_revision
+        explicit_setting = "precision" in settings.model_fields_set  # set by IMGCAPTION_PRECISION or by the caller
+        return cls(
+            reference,
+            revision,
+            precision or (settings.precision if explicit_setting else None),
+            settings.local_files_only if local_files_only is None else local_files_only,
+            device or settings.device,
+        )
+
+
+def _options(
+    defaults: GenerationOptions, settings: Settings, generation: GenerationOptions | None, prompt: str | None
+) -> GenerationOptions:
+    """The options asked for (``generation``, else the family's defaults under the settings), with ``prompt``."""
+    options = generation or _layered(defaults, settings.generation_overrides)
+    return options if prompt is None else options.with_overrides(prompt=prompt)
 
 
 def _layered(defaults: GenerationOptions, overrides: dict[str, Any]) -> GenerationOptions:

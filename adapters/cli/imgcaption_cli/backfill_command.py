@@ -17,6 +17,7 @@ import click
 
 from imgcaption_cli.aws_commands import EXIT_SOME_FAILED, _fail, _settings, endpoint_option, queue_option, region_option
 from imgcaption_cli.graceful_stop import GracefulStop
+from imgcaption_cli.options import prompt_option
 
 if TYPE_CHECKING:
     from imgcaption_aws.backfill import BackfillReport
@@ -40,10 +41,17 @@ if TYPE_CHECKING:
 @click.option(
     "--skip-existing",
     is_flag=True,
-    help="Ask the table (--table) which objects already have a caption of --model/--precision; queue only the rest.",
+    help="Ask the table (--table) which objects already have a caption of the model, precision and options the "
+    "function captions with (--model, --revision, --precision, --prompt, IMGCAPTION_*); queue only the rest.",
 )
 @click.option("--table", "table_name", default=None, help="DynamoDB table. [default: $IMGCAPTION_TABLE_NAME]")
-@click.option("--model", default=None, help="Model id the captions were made with. [default: $IMGCAPTION_MODEL]")
+@click.option(
+    "--model",
+    default=None,
+    help="The function's model: a hub id or a local copy of its directory (only its config.json and "
+    "imgcaption-model.json are read). [default: $IMGCAPTION_MODEL]",
+)
+@click.option("--revision", default=None, help="Its hub revision. [default: $IMGCAPTION_REVISION, else pinned]")
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "int8"]),
@@ -51,6 +59,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Precision the captions were made with (the stack's default image is int8).",
 )
+@prompt_option
 @click.option("--batch-operations", is_flag=True, help="Create an S3 Batch Operations job instead of queueing.")
 @click.option("--inventory", default=None, help="With --batch-operations: an S3 Inventory manifest.json URI.")
 @click.option("--manifest-uri", default=None, help="With --batch-operations: where to write the CSV manifest.")
@@ -72,7 +81,9 @@ def backfill(s3_uri: str, **options: Any) -> None:
         region=options["region"],
         table_name=options["table_name"],
         model=options["model"],
+        revision=options["revision"],
         precision=options["precision"],
+        prompt=options["prompt"],
     )
     try:
         if options["batch_operations"]:
@@ -129,15 +140,19 @@ def _queue(s3_uri: str, settings: AwsSettings, options: dict[str, Any]) -> None:
 
 
 def _existing_lookup(settings: AwsSettings) -> tuple[Any, Any]:
-    """The table and the signature the deployed function writes, for ``--skip-existing``."""
-    from imgcaption.ports import CaptionSignature
+    """The table and the signature the deployed function writes, for ``--skip-existing``.
+
+    The signature is the one its captioner has (``Captioner.from_pretrained(settings=...)``), worked out by
+    :func:`~imgcaption.captioner.caption_signature` from the model's config without loading its weights.
+    """
+    from imgcaption.captioner import caption_signature
     from imgcaption_aws.clients import dynamodb_client
     from imgcaption_aws.store import DynamoDBStore
 
     if not settings.table_name:
         raise _fail("--skip-existing needs --table (or IMGCAPTION_TABLE_NAME)")
+    signature = caption_signature(settings=settings)
     store = DynamoDBStore(dynamodb_client(settings.endpoint_url, settings.region), settings.table_name)
-    signature = CaptionSignature(settings.model, settings.resolved_revision, settings.precision, settings.generation)
     return store, signature
 
 

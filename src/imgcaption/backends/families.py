@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from imgcaption.backends.base import VIT_GPT2
-from imgcaption.errors import ModelLoadError
+from imgcaption.backends.base import VIT_GPT2, refuse_prompt
+from imgcaption.errors import ConfigurationError, ModelLoadError
 from imgcaption.generation import GenerationOptions
 
 PromptKind = Literal["none", "prefix", "task", "instruction"]
@@ -32,6 +32,28 @@ class Family:
     default_prompt: str | None
     defaults: GenerationOptions
     description: str
+
+    def check_options(self, options: GenerationOptions) -> GenerationOptions:
+        """Fill in the family's default prompt; refuse a prompt or a length limit the family cannot honour.
+
+        Needs no model: the caption signature of a model not loaded here (``backfill --skip-existing``) uses it too.
+        """
+        kind = self.prompt
+        if kind == "none":
+            return refuse_prompt(self.name)(options)
+        if options.prompt is None and self.default_prompt is not None:
+            options = options.with_overrides(prompt=self.default_prompt)
+        if kind == "task" and options.prompt not in FLORENCE2_TASKS:
+            raise ConfigurationError(
+                f"Florence-2's prompt is a captioning task token, one of {', '.join(FLORENCE2_TASKS)}; "
+                f"got {options.prompt!r}"
+            )
+        if kind == "instruction" and options.max_new_tokens is None:
+            raise ConfigurationError(
+                "a chat model's max_length would count its instruction and image tokens; set max_new_tokens "
+                "(--max-new-tokens, IMGCAPTION_MAX_NEW_TOKENS) instead"
+            )
+        return options
 
 
 FAMILIES: dict[str, Family] = {

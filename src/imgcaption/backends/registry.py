@@ -10,6 +10,7 @@ what was tried, and how to point imgcaption at a local copy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,82 @@ def _configure_torch(threads: int | None) -> None:
         configure_torch_threads(threads)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelHeader:
+    """What a model is before its weights load: the identity its captions record, its family, where it loads from.
+
+    Read from the provenance file and ``config.json`` only, so a caption's signature can be known without the
+    weights (``imgcaption backfill --skip-existing``); :func:`load_model` loads from it.
+    """
+
+    reference: str
+    model_id: str
+    revision: str | None
+    family: Family
+    provenance: dict[str, Any]
+    location: str
+    """The directory, or the hub id, that ``from_pretrained`` reads."""
+    options: dict[str, Any] | None
+    """``from_pretrained`` keywords for a hub id (revision, cache only), empty for a directory; None when the hub
+    was not asked yet (the pinned default model's family is known without it)."""
+    tried: str
+    """Where the model was looked for, in words, for error messages."""
+
+    @property
+    def is_artifact(self) -> bool:
+        """An ``imgcaption optimize`` directory (int8, vit-gpt2), which loads without transformers."""
+        return bool(self.provenance.get("format"))
+
+
+def read_header(reference: str, revision: str | None = None, *, local_files_only: bool = False) -> ModelHeader:
+    """The :class:`ModelHeader` of ``reference`` (hub id or directory), without loading any weights.
+
+    A directory's provenance file gives its model id and revision; a hub id is its own model id at ``revision``.
+    The family is ``config.json``'s, except for an int8 artifact (vit-gpt2 only) and the pinned default model
+    (a vit-gpt2 at a fixed commit), which are known without reading it, so no model runtime is needed for them.
+    """
+    from imgcaption.settings import DEFAULT_MODEL, DEFAULT_REVISION
+
+    directory = Path(reference).expanduser()
+    if directory.is_dir():
+        provenance = read_provenance(directory)
+        model_id = str(provenance.get("model_id") or directory)
+        resolved_revision = local_revision(directory, provenance)
+        location: str = str(directory)
+        options: dict[str, Any] = {}
+        tried = f"the local directory {directory}"
+        if provenance.get("format"):
+            return ModelHeader(
+                reference, model_id, resolved_revision, FAMILIES[VIT_GPT2], provenance, location, options, tried
+            )
+        _require_torch_runtime(reference)  # config.json is read by transformers, which the model then runs on
+    elif looks_like_path(reference):
+        raise ModelLoadError(f"no model directory at {directory}. {_HINT}", source=reference)
+    else:
+        provenance = {}
+        location = reference
+        model_id = reference
+        resolved_revision = revision
+        if (reference, revision) == (DEFAULT_MODEL, DEFAULT_REVISION):
+            return ModelHeader(reference, model_id, revision, FAMILIES[VIT_GPT2], provenance, location, None, "")
+        _require_torch_runtime(reference)
+        options, tried = _hub_access(reference, revision, local_files_only)
+    family = _family_of(location, options, reference, tried)
+    return ModelHeader(reference, model_id, resolved_revision, family, provenance, location, options, tried)
+
+
+def _hub_access(reference: str, revision: str | None, local_files_only: bool) -> tuple[dict[str, Any], str]:
+    """``from_pretrained`` keywords for a hub id (the cache only when asked or when the hub is unreachable), and
+    where that looks, in words."""
+    cache_only = local_files_only or not hub_reachable()
+    tried = f"the hub id {reference!r} at revision {revision or 'main (unpinned)'}" + (
+        " (cache, then download)"
+        if not cache_only
+        else " from the local cache only" + ("" if local_files_only else f", as {hub_endpoint()} is unreachable")
+    )
+    return {"revision": revision, "local_files_only": cache_only}, tried
+
+
 def load_model(
     reference: str,
     revision: str | None = None,
@@ -72,57 +149,28 @@ def load_model(
     ``threads`` is the intra-op thread count of whichever runtime the model needs (torch or ONNX Runtime).
     ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; int8 artifacts run on the CPU only.
     """
-    directory = Path(reference).expanduser()
-    if directory.is_dir():
-        provenance = read_provenance(directory)
-        if provenance.get("format"):
-            _refuse_gpu_for_artifact(reference, device)
+    header = read_header(reference, revision, local_files_only=local_files_only)
+    provenance, family = header.provenance, header.family
+    if header.is_artifact:
+        _refuse_gpu_for_artifact(reference, device)
+        directory = Path(header.location)
         if provenance.get("backend") == "onnxruntime":  # `imgcaption optimize`'s default: no torch at all
             from imgcaption.backends.onnx_int8 import load_onnx_artifact
 
-            return load_onnx_artifact(
-                directory,
-                provenance,
-                str(provenance.get("model_id") or directory),
-                local_revision(directory, provenance),
-                threads=threads,
-            )
-        is_torch_artifact = bool(provenance.get("format"))  # pre-quantized: torch without transformers
-        _require_torch_runtime(reference, ("torch",) if is_torch_artifact else ("torch", "transformers"))
+            return load_onnx_artifact(directory, provenance, header.model_id, header.revision, threads=threads)
+        _require_torch_runtime(reference, ("torch",))  # pre-quantized: torch without transformers
         _configure_torch(threads)
-        if is_torch_artifact:
-            from imgcaption.backends.torch_int8 import load_artifact
+        from imgcaption.backends.torch_int8 import load_artifact
 
-            return load_artifact(
-                directory,
-                provenance,
-                str(provenance.get("model_id") or directory),
-                local_revision(directory, provenance),
-            )
-        location: str = str(directory)
-        options: dict[str, Any] = {}
-        model_id = str(provenance.get("model_id") or directory)
-        resolved_revision = local_revision(directory, provenance)
-        tried = f"the local directory {directory}"
-    elif looks_like_path(reference):
-        raise ModelLoadError(f"no model directory at {directory}. {_HINT}", source=reference)
-    else:
-        _require_torch_runtime(reference)
-        _configure_torch(threads)
-        provenance = {}
-        location = reference
-        cache_only = local_files_only or not hub_reachable()
-        options = {"revision": revision, "local_files_only": cache_only}
-        model_id = reference
-        resolved_revision = revision
-        tried = f"the hub id {reference!r} at revision {revision or 'main (unpinned)'}" + (
-            " (cache, then download)"
-            if not cache_only
-            else " from the local cache only" + ("" if local_files_only else f", as {hub_endpoint()} is unreachable")
-        )
+        return load_artifact(directory, provenance, header.model_id, header.revision)
+    _require_torch_runtime(reference)
+    _configure_torch(threads)
     from imgcaption.backends.devices import resolve_device
 
-    family = _family_of(location, options, reference, tried)
+    location, options, tried = header.location, header.options, header.tried
+    if options is None:
+        options, tried = _hub_access(reference, revision, local_files_only)
+    resolved_revision = header.revision
     used_device = resolve_device(device)
     try:
         import torch
@@ -152,9 +200,9 @@ def load_model(
     if family.name != VIT_GPT2:
         from imgcaption.backends.transformers_generate import loaded_family_model
 
-        return loaded_family_model(family, model, processor, model_id, resolved_revision, provenance)
+        return loaded_family_model(family, model, processor, header.model_id, resolved_revision, provenance)
     return LoadedModel(
-        model, processor, tokenizer, model_id, resolved_revision, provenance, _vitgpt2_generator(model),
+        model, processor, tokenizer, header.model_id, resolved_revision, provenance, _vitgpt2_generator(model),
         device=used_device,
     )  # fmt: skip
 
@@ -216,19 +264,30 @@ def _refuse_gpu_for_artifact(reference: str, device: str) -> None:
         )
 
 
+def own_precision(provenance: dict[str, Any]) -> Precision:
+    """The precision a model directory already has: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``."""
+    return "int8" if provenance.get("precision") == "int8" else "fp32"
+
+
 def loaded_precision(loaded: LoadedModel) -> Precision:
     """The precision a loaded model already has: ``int8`` for an ``imgcaption optimize`` artifact, else ``fp32``."""
-    return "int8" if loaded.provenance.get("precision") == "int8" else "fp32"
+    return own_precision(loaded.provenance)
+
+
+def precision_on(provenance: dict[str, Any], device: str) -> Precision:
+    """The precision used when none is asked for: an artifact's own, fp16/bf16 on a GPU (``device`` resolved),
+    else fp32."""
+    have = own_precision(provenance)
+    if have == "fp32" and device != "cpu":
+        from imgcaption.backends.devices import gpu_precision
+
+        return gpu_precision(device)
+    return have
 
 
 def default_precision(loaded: LoadedModel) -> Precision:
     """The precision used when none is asked for: an artifact's own, fp16/bf16 on a GPU, else fp32."""
-    have = loaded_precision(loaded)
-    if have == "fp32" and loaded.device != "cpu":
-        from imgcaption.backends.devices import gpu_precision
-
-        return gpu_precision(loaded.device)
-    return have
+    return precision_on(loaded.provenance, loaded.device)
 
 
 def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from imgcaption.backends.base import LoadedModel, refuse_prompt
+from imgcaption.backends.base import LoadedModel
 from imgcaption.backends.families import FLORENCE2_TASKS, Family
 from imgcaption.errors import ConfigurationError
 from imgcaption.generation import GenerationOptions
@@ -45,23 +45,8 @@ class FamilyRuntime:
     # ------------------------------------------------------------------ options
 
     def check_options(self, options: GenerationOptions) -> GenerationOptions:
-        """Fill in the family's default prompt; refuse a prompt or a length limit the family cannot honour."""
-        kind = self.family.prompt
-        if kind == "none":
-            return refuse_prompt(self.family.name)(options)
-        if options.prompt is None and self.family.default_prompt is not None:
-            options = options.with_overrides(prompt=self.family.default_prompt)
-        if kind == "task" and options.prompt not in FLORENCE2_TASKS:
-            raise ConfigurationError(
-                f"Florence-2's prompt is a captioning task token, one of {', '.join(FLORENCE2_TASKS)}; "
-                f"got {options.prompt!r}"
-            )
-        if kind == "instruction" and options.max_new_tokens is None:
-            raise ConfigurationError(
-                "a chat model's max_length would count its instruction and image tokens; set max_new_tokens "
-                "(--max-new-tokens, IMGCAPTION_MAX_NEW_TOKENS) instead"
-            )
-        return options
+        """The family's own check (:meth:`Family.check_options`): its default prompt filled in, or a refusal."""
+        return self.family.check_options(options)
 
     # ------------------------------------------------------------------ stages
 
