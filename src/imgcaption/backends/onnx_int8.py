@@ -58,7 +58,7 @@ class DecoderSteps:
         self._binding = session.io_binding()
         self._history = [np.zeros((rows, heads, length, head_dim), dtype=np.float32) for _ in range(2 * layers)]
         self._bound = [ort.OrtValue.ortvalue_from_numpy(buffer) for buffer in self._history]
-        self._cross = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array)) for array in cross.values()]
+        self._cross = [ort.OrtValue.ortvalue_from_numpy(array) for array in cross.values()]
         for name, value in zip(cross, self._cross, strict=True):
             self._binding.bind_ortvalue_input(name, value)
         self._binding.bind_output("scores")  # bound first: get_outputs() lists outputs in the order they were bound
@@ -97,6 +97,7 @@ class OnnxCaptioningModel:
         self._layers, self._heads = int(gpt2["n_layer"]), int(gpt2["n_head"])
         self._head_dim = int(gpt2["n_embd"]) // self._heads
         self._positions = int(gpt2["n_positions"])
+        self._patch_size = int(config["encoder"]["patch_size"])
         self.search = SearchSettings.from_generation_config(generation_config)
 
     def generate_token_ids(self, pixel_values: Any, options: GenerationOptions) -> np.ndarray:
@@ -122,14 +123,32 @@ class OnnxCaptioningModel:
 
     def _decode(self, pixels: np.ndarray, options: GenerationOptions) -> np.ndarray:
         images = pixels.shape[0]
-        names = layer_names("cross", self._layers)
-        encoded = [self._encoder.run(names, {"pixel_values": pixels[i : i + 1]}) for i in range(images)]
-        cross = {name: np.concatenate([outputs[n] for outputs in encoded]) for n, name in enumerate(names)}
+        cross = self._encode(pixels)
         shape = (self._layers, self._heads, options.total_length, self._head_dim)
         steps = DecoderSteps(self._decoder, cross, images * options.num_beams, shape)
         if options.num_beams == 1:
             return greedy(steps, images, options.total_length, self.search)
         return beam_search(steps, images, options.num_beams, options.total_length, self.search)
+
+    def _encode(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's cross keys and values for these images, one image per encoder run.
+
+        Each run writes straight into its rows of buffers allocated once for all the images (bound as the graph's
+        outputs), so the decoder gets them without a concatenation.
+        """
+        import onnxruntime as ort
+
+        images, _, height, width = pixels.shape
+        patches = (height // self._patch_size) * (width // self._patch_size) + 1  # and the class token
+        shape = (images, self._heads, patches, self._head_dim)
+        cross = {name: np.empty(shape, dtype=np.float32) for name in layer_names("cross", self._layers)}
+        binding = self._encoder.io_binding()
+        for image in range(images):
+            binding.bind_cpu_input("pixel_values", pixels[image : image + 1])
+            for name, buffer in cross.items():
+                binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(buffer[image : image + 1]))
+            self._encoder.run_with_iobinding(binding)
+        return cross
 
 
 def _session_options(threads: int | None) -> Any:
