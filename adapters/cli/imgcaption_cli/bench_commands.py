@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from imgcaption_cli.options import UsageFailure
+
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -18,22 +20,45 @@ import click
     help="onnx: ONNX Runtime graphs, runs without torch (fastest start, least memory); torch: int8 torch weights.",
 )
 def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
-    """Quantize the fp32 model in MODEL_DIR to an int8 artifact in OUT_DIR that loads fast.
+    """Quantize the fp32 vit-gpt2 model in MODEL_DIR to an int8 artifact in OUT_DIR that loads fast.
 
-    Load it with precision int8 (IMGCAPTION_PRECISION=int8); this is what the Docker image bakes in.
+    Load it with precision int8 (IMGCAPTION_PRECISION=int8); this is what the Docker image bakes in. Models of the
+    other families have no artifact: --precision int8 quantizes them when they load.
     """
-    from imgcaption.errors import ImgCaptionError
+    from imgcaption.errors import ConfigurationError, ImgCaptionError, ModelLoadError
 
+    _refuse_other_families(model_dir)
     if backend == "onnx":
         from imgcaption.backends.export import save_onnx_artifact as save
     else:
         from imgcaption.backends.export import save_torch_artifact as save
     try:
         target = save(model_dir, out_dir)
+    except (ConfigurationError, ModelLoadError) as exc:  # the model or the installation, not a failed export
+        raise UsageFailure(exc.message) from exc
     except ImgCaptionError as exc:
         raise click.ClickException(exc.message) from exc
     size = sum(f.stat().st_size for f in target.iterdir() if f.is_file()) / 1e6
     click.echo(f"wrote an int8 {backend} artifact to {target} ({size:.0f} MB); load it with precision int8")
+
+
+def _refuse_other_families(model_dir: Path) -> None:
+    """Exit 2 before any weights load when MODEL_DIR's config.json names a family the artifacts cannot hold."""
+    from imgcaption.backends.base import VIT_GPT2
+    from imgcaption.backends.registry import read_header
+    from imgcaption.errors import ModelLoadError
+
+    try:
+        family = read_header(str(model_dir)).family
+    except ModelLoadError as exc:
+        raise UsageFailure(exc.message) from exc
+    if family.name != VIT_GPT2:
+        raise UsageFailure(
+            f"{model_dir} is a {family.name} model ({family.model_class}), and `imgcaption optimize` builds int8 "
+            f"artifacts of {VIT_GPT2} models only. Run the {family.name} model as it is in int8: --precision int8 "
+            f"(IMGCAPTION_PRECISION=int8) quantizes its Linear layers when it loads, e.g. "
+            f"`imgcaption caption --model {model_dir} --precision int8 PHOTOS`."
+        )
 
 
 @click.command()
