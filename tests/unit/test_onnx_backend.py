@@ -84,12 +84,15 @@ def test_the_onnx_artifact_captions_without_importing_torch_or_transformers(onnx
     assert result.stdout.split() == ["int8", "orange.png"]
 
 
-def test_onnx_int8_keeps_the_trained_scene_captioner_s_captions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("int8_target", ["avx2", "vnni"])
+def test_onnx_int8_keeps_the_trained_scene_captioner_s_captions(int8_target: str, tmp_path: Path) -> None:
+    """For either weight range (run here on this machine's kernels, whichever they are)."""
     from imgcaption.backends.export import save_onnx_artifact
     from imgcaption.testing.scene_model import scene_captioner_path
     from imgcaption.testing.scenes import held_out_scenes
 
-    artifact = save_onnx_artifact(scene_captioner_path(), tmp_path / "scene-onnx")
+    artifact = save_onnx_artifact(scene_captioner_path(), tmp_path / "scene-onnx", int8_target=int8_target)  # type: ignore[arg-type]
+    assert read_provenance(artifact)["int8_target"] == int8_target
     captioner = Captioner.from_pretrained(str(artifact), precision="int8", threads=1)
     scenes = held_out_scenes(40)
     for options in (GenerationOptions(), GenerationOptions.greedy()):
@@ -268,3 +271,56 @@ def test_the_decoder_writes_each_step_into_the_bound_history_in_place(onnx_dir: 
     before = history[:, :, :3].copy()
     steps.reorder(np.array([1, 0]))
     assert np.array_equal(history[:, :, :3], before[[1, 0]])
+
+
+@pytest.mark.parametrize(("int8_target", "largest"), [("avx2", 64), ("vnni", 127)])
+def test_weights_for_cpus_without_int8_dot_products_use_seven_bits(
+    int8_target: str, largest: int, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from imgcaption.backends.export import save_onnx_artifact
+
+    artifact = save_onnx_artifact(tiny_model_dir, tmp_path / int8_target, int8_target=int8_target)  # type: ignore[arg-type]
+    graph = onnx.load(str(artifact / DECODER_FILE)).graph
+    weights = [numpy_helper.to_array(init) for init in graph.initializer if init.data_type == onnx.TensorProto.INT8]
+    assert weights
+    assert max(int(np.abs(weight.astype(np.int16)).max()) for weight in weights) == largest
+    assert ("7-bit" in read_provenance(artifact)["quantization"]) == (int8_target == "avx2")
+
+
+def test_a_full_range_artifact_on_a_cpu_without_int8_dot_products_warns_with_the_fix(
+    onnx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    from imgcaption.backends import onnx_int8
+
+    def built_for(target: str) -> Path:
+        copy = tmp_path / target
+        shutil.copytree(onnx_dir, copy)
+        provenance = json.loads((copy / PROVENANCE_FILE).read_text())
+        (copy / PROVENANCE_FILE).write_text(json.dumps({**provenance, "int8_target": target}))
+        return copy
+
+    avx2, vnni = built_for("avx2"), built_for("vnni")
+    monkeypatch.setattr(onnx_int8, "cpu_flags", lambda: {"avx2"})
+    with caplog.at_level("WARNING", logger=onnx_int8.__name__):
+        Captioner.from_pretrained(str(avx2), precision="int8", threads=1)
+        assert not caplog.records  # an artifact for this kind of CPU loads quietly
+        Captioner.from_pretrained(str(vnni), precision="int8", threads=1)
+    assert "--int8-target avx2" in caplog.text and str(vnni) in caplog.text
+
+
+def test_optimize_builds_for_the_int8_target_it_is_told(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from imgcaption_cli.bench_commands import optimize
+
+    result = CliRunner().invoke(optimize, [str(tiny_model_dir), str(tmp_path / "arm"), "--int8-target", "arm"])
+    assert result.exit_code == 0, result.output
+    assert read_provenance(tmp_path / "arm")["int8_target"] == "arm"
+    refused = CliRunner().invoke(
+        optimize, [str(tiny_model_dir), str(tmp_path / "t"), "--backend", "torch", "--int8-target", "vnni"]
+    )
+    assert refused.exit_code == 2
+    assert "--int8-target applies to --backend onnx" in refused.output

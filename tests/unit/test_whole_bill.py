@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgcaption.bench.whole_bill import PRICES, int8_instruction_set, whole_bill
+from imgcaption.backends.cpu_int8 import int8_instruction_set
+from imgcaption.bench.whole_bill import PRICES, whole_bill
 
 
 def test_the_bill_adds_each_request_an_image_makes_to_the_compute() -> None:

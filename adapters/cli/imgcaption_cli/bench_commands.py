@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -19,7 +20,15 @@ from imgcaption_cli.options import UsageFailure
     show_default=True,
     help="onnx: ONNX Runtime graphs, runs without torch (fastest start, least memory); torch: int8 torch weights.",
 )
-def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
+@click.option(
+    "--int8-target",
+    type=click.Choice(["auto", "avx2", "vnni", "arm"]),
+    default="auto",
+    show_default=True,
+    help="The CPUs the onnx artifact is for: avx2 (x86 without VNNI: 7-bit weights, safe on any x86), vnni (x86 "
+    "with AVX-512 VNNI, AVX-VNNI or AMX) or arm (Graviton): full 8-bit weights. auto: this machine's.",
+)
+def optimize(model_dir: Path, out_dir: Path, backend: str, int8_target: str) -> None:
     """Quantize the fp32 vit-gpt2 model in MODEL_DIR to an int8 artifact in OUT_DIR that loads fast.
 
     Load it with precision int8 (IMGCAPTION_PRECISION=int8); this is what the Docker image bakes in. Models of the
@@ -28,12 +37,19 @@ def optimize(model_dir: Path, out_dir: Path, backend: str) -> None:
     from imgcaption.errors import ConfigurationError, ImgCaptionError, ModelLoadError
 
     _refuse_other_families(model_dir)
-    if backend == "onnx":
-        from imgcaption.backends.export import save_onnx_artifact as save
-    else:
-        from imgcaption.backends.export import save_torch_artifact as save
+    if backend != "onnx" and int8_target != "auto":
+        raise UsageFailure("--int8-target applies to --backend onnx (torch's int8 always uses 7-bit weights on x86)")
     try:
-        target = save(model_dir, out_dir)
+        if backend == "onnx":
+            from imgcaption.backends.cpu_int8 import Int8Target
+            from imgcaption.backends.export import save_onnx_artifact
+
+            chosen = None if int8_target == "auto" else cast("Int8Target", int8_target)
+            target = save_onnx_artifact(model_dir, out_dir, int8_target=chosen)
+        else:
+            from imgcaption.backends.export import save_torch_artifact
+
+            target = save_torch_artifact(model_dir, out_dir)
     except (ConfigurationError, ModelLoadError) as exc:  # the model or the installation, not a failed export
         raise UsageFailure(exc.message) from exc
     except ImgCaptionError as exc:

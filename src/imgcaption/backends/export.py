@@ -33,6 +33,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from imgcaption.backends.cpu_int8 import Int8Target, cpu_flags, reduce_range
+from imgcaption.backends.cpu_int8 import int8_target as int8_target_of
 from imgcaption.backends.onnx_int8 import DECODER_FILE, ENCODER_FILE, ONNX_FORMAT, layer_names
 from imgcaption.distribution import install_hint
 from imgcaption.errors import ConfigurationError
@@ -249,12 +251,13 @@ def _position_embedding_lookups(path: Path) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "Gather" and node.input[0] in tables]
 
 
-def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
+def quantize_graphs(fp32_dir: Path, out_dir: Path, int8_target: Int8Target) -> None:
     """int8 weights for every MatMul and the token embeddings, then ONNX Runtime's portable graph fusions, saved.
 
     MatMul weights are int8 per output channel (symmetric), their activations quantized on the fly; the token
     embedding table becomes 8-bit per tensor (ONNX Runtime quantizes lookups that way), a second copy of the tied LM
-    head's weights (38.6 MB in vit-gpt2); position embeddings stay fp32.
+    head's weights (38.6 MB in vit-gpt2); position embeddings stay fp32. For an ``avx2`` target the weights use 7
+    bits (:func:`~imgcaption.backends.cpu_int8.reduce_range`), as torch's int8 mode does on every x86 CPU.
     """
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -269,7 +272,7 @@ def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
                 quantized,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                reduce_range=True,  # AVX2's u8×s8 multiply-add saturates otherwise; torch's int8 does the same
+                reduce_range=reduce_range(int8_target),
                 op_types_to_quantize=["MatMul", "Gather"],
                 # only GPT-2 has position-embedding lookups: the 400 MB encoder graph need not be read for them
                 nodes_to_exclude=_position_embedding_lookups(fp32_dir / name) if name == DECODER_FILE else [],
@@ -284,8 +287,14 @@ def quantize_graphs(fp32_dir: Path, out_dir: Path) -> None:
         ort.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"])
 
 
-def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str | None = None) -> Path:
-    """Export the fp32 model at ``source`` (directory or hub id) to an int8 ONNX directory at ``target``."""
+def save_onnx_artifact(
+    source: str | Path, target: str | Path, *, revision: str | None = None, int8_target: Int8Target | None = None
+) -> Path:
+    """Export the fp32 model at ``source`` (directory or hub id) to an int8 ONNX directory at ``target``.
+
+    ``int8_target`` is the kind of CPU the artifact will run on (:data:`~imgcaption.backends.cpu_int8.Int8Target`);
+    None means this machine's.
+    """
     from imgcaption.backends.artifact_files import load_fp32_for_export, write_artifact_files
 
     try:
@@ -302,7 +311,8 @@ def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str 
     image_size = int(loaded.model.config.encoder.image_size)
     with tempfile.TemporaryDirectory(prefix="imgcaption-onnx-") as scratch:
         export_graphs(loaded.model, Path(scratch), image_size)
-        quantize_graphs(Path(scratch), out)
+        chosen = int8_target or int8_target_of(cpu_flags())
+        quantize_graphs(Path(scratch), out, chosen)
     write_artifact_files(
         loaded,
         source,
@@ -311,9 +321,11 @@ def save_onnx_artifact(source: str | Path, target: str | Path, *, revision: str 
             "format": ONNX_FORMAT,
             "backend": "onnxruntime",
             "quantization": (
-                "ONNX Runtime dynamic: MatMul weights int8 per output channel (symmetric) with activations quantized "
+                f"ONNX Runtime dynamic: MatMul weights int8 per output channel (symmetric, "
+                f"{'7-bit range' if reduce_range(chosen) else 'full 8-bit range'}) with activations quantized "
                 "on the fly; token embeddings 8-bit per tensor; position embeddings fp32"
             ),
+            "int8_target": chosen,
         },
     )
     return out

@@ -10,6 +10,7 @@ small enough for a 1–2 GB Lambda. The graphs are described in :mod:`.export`; 
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgcaption.backends.base import LoadedModel
+from imgcaption.backends.cpu_int8 import cpu_flags, int8_target
 from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
 from imgcaption.backends.numpy_search import SearchSettings, beam_search, greedy
 from imgcaption.distribution import install_hint
@@ -33,6 +35,7 @@ ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 DECODE_CHUNK = 4
 """Images decoded together: see :meth:`OnnxCaptioningModel.generate_token_ids`."""
+logger = logging.getLogger(__name__)
 _REBUILD = "Rebuild it with `imgcaption optimize MODEL_DIR OUT_DIR`."
 
 
@@ -169,6 +172,20 @@ def _session_options(threads: int | None) -> Any:
     return options
 
 
+def _warn_if_built_for_other_int8_hardware(directory: Path, provenance: Mapping[str, Any]) -> None:
+    """Full 8-bit weights on a CPU without int8 dot products can saturate (see :mod:`.cpu_int8`): say so, and how."""
+    built_for = provenance.get("int8_target")
+    if built_for in (None, "avx2") or int8_target(cpu_flags()) != "avx2":
+        return
+    logger.warning(
+        "%s was quantized for %s CPUs (full 8-bit weights); this CPU has no int8 dot-product instructions, where "
+        "such weights can saturate and change captions. Rebuild it here with `imgcaption optimize ... "
+        "--int8-target avx2`.",
+        directory,
+        built_for,
+    )
+
+
 def load_onnx_artifact(
     directory: Path, provenance: Mapping[str, Any], model_id: str, revision: str | None, *, threads: int | None = None
 ) -> LoadedModel:
@@ -180,6 +197,7 @@ def load_onnx_artifact(
             f"{directory} holds a model in format {provenance.get('format')!r}, not {ONNX_FORMAT!r}. {_REBUILD}",
             source=str(directory),
         )
+    _warn_if_built_for_other_int8_hardware(directory, provenance)
     try:
         import onnxruntime as ort
     except ImportError as exc:

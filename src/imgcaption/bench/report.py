@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from imgcaption.backends.cpu_int8 import int8_instruction_set
 from imgcaption.bench.lambda_cost import (
     CONCURRENCIES,
     MEMORY_SIZES_MB,
@@ -19,7 +20,7 @@ from imgcaption.bench.lambda_cost import (
     recommend,
 )
 from imgcaption.bench.runner import COLD_START_LABELS, FAST_MODES, MODE_NAMES, BenchResult, ColdStart, Throughput
-from imgcaption.bench.whole_bill import PRICES, PRICES_READ_ON, int8_instruction_set, whole_bill
+from imgcaption.bench.whole_bill import PRICES, PRICES_READ_ON, whole_bill
 
 RSS_HEADROOM = 1.5
 """Recommend a Lambda size with this factor above the measured peak RSS (larger images, batches, allocator slack)."""

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgcaption.backends.cpu_int8 import cpu_flags
 from imgcaption.generation import GenerationOptions
 
 if TYPE_CHECKING:
@@ -149,15 +150,10 @@ def describe_machine() -> dict[str, Any]:
     import torch
 
     cpu = platform.processor() or "unknown"
-    flags: list[str] = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and cpu in ("", "unknown", "x86_64"):
                 cpu = line.split(":", 1)[1].strip()
-            if line.startswith(("flags", "Features")):  # x86, Arm
-                wanted = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8"}
-                wanted |= {"asimddp", "i8mm"}  # Arm dotprod and int8 matrix multiply
-                flags = [flag for flag in line.split(":", 1)[1].split() if flag in wanted]
                 break
     except OSError:
         pass
@@ -168,7 +164,7 @@ def describe_machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "flags": sorted(set(flags)),
+        "flags": sorted(cpu_flags()),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "quantized_engine": torch.backends.quantized.engine,

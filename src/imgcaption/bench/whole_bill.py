@@ -58,23 +58,3 @@ def whole_bill(compute_per_million: float, *, images_per_invocation: int) -> lis
         ),
     ]
     return [*lines, BillLine("total", sum(line.dollars_per_million_images for line in lines))]
-
-
-def int8_instruction_set(flags: set[str]) -> str:
-    """The best int8 dot-product instructions the CPU offers (``/proc/cpuinfo`` flags or Arm features).
-
-    What sets the int8 GEMM floor: AMX tiles, then AVX-512 VNNI, AVX-VNNI (AVX2 width), plain AVX2 (no int8 dot
-    product: multiply-add in 16 bits), and on Arm i8mm, then dotprod (``asimddp``).
-    """
-    ladder = (
-        ("amx_int8", "AMX"),
-        ("avx512_vnni", "AVX-512 VNNI"),
-        ("avx_vnni", "AVX-VNNI"),
-        ("avx2", "AVX2"),
-        ("i8mm", "Arm i8mm"),
-        ("asimddp", "Arm dotprod"),
-    )
-    for flag, name in ladder:
-        if flag in flags:
-            return name
-    return "none of AVX2, VNNI, AMX, dotprod"
