@@ -5,7 +5,8 @@ code path (token ids, image-token layout, normalization, processor classes) and 
 built here with ``tokenizers`` (a WordPiece for the BERT-tokenized families, a byte-level BPE for the others), and
 the family's own processor saved with it, so ``Captioner.from_pretrained(directory)`` runs exactly the path the real
 checkpoint runs. Weights are drawn with a wide init so the random models' captions differ from image to image.
-The chat model is a LLaVA: SmolVLM's processor needs torchvision and num2words, which the test environment lacks.
+The chat model is a LLaVA; :func:`save_random_smolvlm` builds a SmolVLM too (an Idefics3, whose Pillow image
+processor needs neither torchvision nor num2words; SmolVLM2's processor would need both).
 """
 
 from __future__ import annotations
@@ -303,3 +304,81 @@ FAMILY_MODEL_FACTORIES: dict[str, Callable[..., Path]] = {
     "chat": save_random_chat_vlm,
 }
 """The factory of each family's random-weight model directory, by family name."""
+
+
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+"""HuggingFaceTB/SmolVLM-256M-Instruct's chat template: ``<|im_start|>User:<image>{instruction}<end_of_utterance>``
+then ``Assistant:``."""
+
+
+def save_random_smolvlm(directory: str | Path, seed: int = 0) -> Path:
+    """SmolVLM (a chat model, run through ``AutoModelForImageTextToText``); settings from
+    HuggingFaceTB/SmolVLM-256M-Instruct, whose config.json is an Idefics3 (``model_type`` idefics3): a SigLIP
+    vision tower, pixel-shuffle connector (``scale_factor``), llama decoder with tied embeddings, and its processor
+    (``Idefics3Processor``: images split into a grid of tiles plus a global view, each tile's tokens framed by
+    ``<fake_token_around_image>`` and ``<row_r_col_c>``, mean/std 0.5, its chat template, ``<end_of_utterance>`` as
+    end of sequence). Shrunk to 2 layers of width 32 on 32 px tiles (``max_image_size``) of images resized to at
+    most 64 px (``size``), so 4 image tokens a tile (``image_seq_len`` = (32/8)² / 2²).
+
+    The slow (Pillow) image processor needs neither torchvision nor num2words; SmolVLM2 (``model_type`` smolvlm)
+    would need both (its processor requires num2words and its video processor torchvision).
+    """
+    transformers = _transformers()
+
+    grid = [f"<row_{row}_col_{col}>" for row in range(1, 7) for col in range(1, 7)]
+    media = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>"]
+    special = {"bos_token": "<|im_start|>", "eos_token": "<end_of_utterance>"}
+    special |= {"pad_token": "<|im_end|>", "unk_token": "<|endoftext|>"}
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=_byte_level_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>", *media, *grid]),
+        padding_side="left",
+        **special,
+    )
+    config = transformers.Idefics3Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+            "initializer_range": _WIDE_INIT,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,  # grouped-query attention, as the checkpoint's 9 heads over 3
+            "max_position_embeddings": 512,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+            "tie_word_embeddings": True,
+            "initializer_range": _WIDE_INIT,
+        },
+        scale_factor=2,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    image_processor = _pil_class(transformers, "Idefics3ImageProcessor")(
+        do_image_splitting=True,
+        max_image_size={"longest_edge": 32},
+        size={"longest_edge": 64},
+        resample=1,  # Lanczos, as the checkpoint
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    processor = transformers.Idefics3Processor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4, chat_template=SMOLVLM_CHAT_TEMPLATE
+    )
+    return _save(transformers.Idefics3ForConditionalGeneration, config, processor, directory, seed)
