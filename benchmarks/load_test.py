@@ -185,7 +185,7 @@ def run_worker(endpoint: str, queue_url: str, signals: Path, batch_size: int) ->
     s3, sqs, dynamodb = clients(endpoint)
     store = DynamoDBStore(dynamodb, TABLE)
     processor = EventProcessor(s3, store, FastCaptioner(), batch_size=batch_size)
-    worker = SqsWorker(sqs, queue_url, processor.handle, wait_time_s=1, retry_delay_s=0)
+    worker = SqsWorker(sqs, queue_url, processor, wait_time_s=1, retry_delay_s=0)
     print("ready", flush=True)
     while not (signals / "go").exists():
         time.sleep(0.02)

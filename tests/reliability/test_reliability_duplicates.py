@@ -110,7 +110,7 @@ def test_triple_shuffled_deliveries_leave_one_item_per_object_with_the_newest_ca
     dynamodb = RecordingDynamoDB(aws.dynamodb)
     processor = EventProcessor(aws.s3, DynamoDBStore(dynamodb, TABLE), FakeCaptioner(), batch_size=4)
 
-    report = SqsWorker(aws.sqs, queue_url, processor.handle, wait_time_s=0, retry_delay_s=0).run(max_empty_polls=1)
+    report = SqsWorker(aws.sqs, queue_url, processor, wait_time_s=0, retry_delay_s=0).run(max_empty_polls=1)
 
     assert report.messages == OBJECTS * UPLOADS_PER_OBJECT * DELIVERIES_PER_EVENT
     assert (report.deleted, report.retried) == (report.messages, 0)

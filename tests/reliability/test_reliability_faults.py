@@ -239,7 +239,7 @@ def test_only_what_can_never_succeed_reaches_the_dead_letter_queue(aws: Aws, sle
     flaky = inject(aws.s3, "GetObject", Fault(*SLOW_DOWN, times=2 * MAX_ATTEMPTS, matches=for_key("flaky.png")))
     processor = EventProcessor(aws.s3, DynamoDBStore(aws.dynamodb, "captions"), FakeCaptioner())
 
-    worker = SqsWorker(aws.sqs, queue_url, processor.handle, wait_time_s=0, retry_delay_s=0)
+    worker = SqsWorker(aws.sqs, queue_url, processor, wait_time_s=0, retry_delay_s=0)
     report = worker.run(max_empty_polls=1)
 
     assert flaky.injected == 2 * MAX_ATTEMPTS  # two whole deliveries failed, the third succeeded

@@ -325,6 +325,28 @@ def refs_from_event(event: Mapping[str, Any], kind: EventKind | None = None) -> 
         raise EventParseError(f"malformed {kind} event: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """One SQS message as the processor needs it, whether Lambda's event source mapping or the worker received it."""
+
+    message_id: str
+    body: str
+    receive_count: int = 1
+    """SQS's ``ApproximateReceiveCount``: above 1, an earlier delivery was never finished (it may have killed its
+    worker)."""
+
+    @classmethod
+    def of(cls, message_id: str, body: str, attributes: Mapping[Any, Any] | None) -> QueueMessage:
+        """From a message's system attributes (Lambda's records and ``ReceiveMessage`` name them alike); an absent or
+        unreadable receive count counts as a first delivery."""
+        value = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+        try:
+            count = int(value) if value is not None else 1
+        except (TypeError, ValueError):
+            count = 1
+        return cls(message_id, body, count)
+
+
 def refs_from_body(body: str) -> list[S3ObjectRef]:
     """The objects an SQS message body names: an S3 notification, an SNS envelope of one, or an EventBridge event."""
     try:

@@ -1,8 +1,9 @@
 """Events in, outcomes in DynamoDB, a Lambda response out: the one piece of logic behind the handler and the worker.
 
-* SQS events (the recommended wiring) answer with partial batch failures through powertools' ``BatchProcessor``:
-  all images of the batch go through one :class:`~imgcaption.pipeline.Pipeline` run (batched inference), then each
-  message succeeds or fails by what happened to its images.
+* SQS messages (the recommended wiring) go through :meth:`EventProcessor.process_messages`, whether Lambda delivered
+  them (answered with partial batch failures through powertools' ``BatchProcessor``) or the local worker received
+  them: all images of the batch go through one :class:`~imgcaption.pipeline.Pipeline` run (batched inference), then
+  each message succeeds or fails by what happened to its images.
 * S3 notifications and EventBridge events (asynchronous invocations) raise when something must be retried, so Lambda
   retries the event; recording again is harmless thanks to the conditional writes.
 * S3 Batch Operations get a per-task ``Succeeded`` / ``TemporaryFailure`` / ``PermanentFailure`` report.
@@ -37,6 +38,7 @@ from imgcaption.results import Caption, CaptionFailure
 from imgcaption_aws.events import (
     BatchOperationsEvent,
     EventParseError,
+    QueueMessage,
     S3ObjectRef,
     classify,
     refs_from_body,
@@ -304,34 +306,52 @@ class EventProcessor:
 
     # ------------------------------------------------------------------ per kind
 
+    def process_messages(
+        self, messages: Sequence[QueueMessage], context: LambdaContextLike | None = None
+    ) -> dict[str, ImgCaptionError]:
+        """Caption the objects of a batch of queue messages in one pipeline run; the messages that failed, by id.
+
+        A message that is no S3 event maps to its :class:`EventParseError` (it fails every time: the DLQ's);
+        one with objects to retry maps to :class:`RetryLater`. Every other message is done and may be deleted.
+        """
+        parsed: dict[str, list[S3ObjectRef]] = {}
+        failed: dict[str, ImgCaptionError] = {}
+        isolate: set[str] = set()  # objects of messages delivered again: maybe what killed the last worker
+        for message in messages:
+            try:
+                parsed[message.message_id] = refs = refs_from_body(message.body)
+            except EventParseError as exc:
+                logger.error("message %s is not an S3 event; it will go to the DLQ: %s", message.message_id, exc)
+                failed[message.message_id] = exc
+                continue
+            if message.receive_count > 1:
+                isolate.update(ref.uri for ref in refs)
+        report = self.process([ref for refs in parsed.values() for ref in refs], context, isolate=isolate)
+        for message_id, refs in parsed.items():
+            retry = report.failed_refs(refs)
+            if retry:
+                failed[message_id] = RetryLater(f"{len(retry)} of {len(refs)} objects must be retried: {retry}")
+        self._metric("MessagesRetried", "Count", len(failed))
+        return failed
+
     def _handle_sqs(self, event: Mapping[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
+        """:meth:`process_messages`, answered as Lambda's partial batch response (powertools' ``BatchProcessor``)."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
         from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-        parsed: dict[str, list[S3ObjectRef] | EventParseError] = {}
-        isolate: set[str] = set()  # objects of messages delivered again: maybe what killed the last worker
-        for record in event["Records"]:
-            try:
-                parsed[record["messageId"]] = entry = refs_from_body(record["body"])
-            except EventParseError as exc:
-                logger.error("message %s is not an S3 event; it will go to the DLQ: %s", record["messageId"], exc)
-                parsed[record["messageId"]] = exc
-                continue
-            if _receive_count(record) > 1:
-                isolate.update(ref.uri for ref in entry)
-        refs = [ref for entry in parsed.values() if not isinstance(entry, EventParseError) for ref in entry]
-        report = self.process(refs, context, isolate=isolate)
+        messages = [
+            QueueMessage.of(record["messageId"], record["body"], record.get("attributes"))
+            for record in event["Records"]
+        ]
+        failed = self.process_messages(messages, context)
 
         def check_record(record: SQSRecord) -> None:
-            entry = parsed[record.message_id]
-            if isinstance(entry, EventParseError):
-                raise entry
-            failed = report.failed_refs(entry)
-            if failed:
-                raise RetryLater(f"{len(failed)} of {len(entry)} objects must be retried: {failed}")
+            error = failed.get(record.message_id)
+            if error is not None:
+                raise error
 
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        response: dict[str, Any] = dict(
+        return dict(
             process_partial_response(
                 event=dict(event),
                 record_handler=check_record,
@@ -339,8 +359,6 @@ class EventProcessor:
                 context=context,  # type: ignore[arg-type]
             )
         )
-        self._metric("MessagesRetried", "Count", len(response.get("batchItemFailures", [])))
-        return response
 
     def _handle_batch_operations(self, event: Mapping[str, Any], context: LambdaContextLike | None) -> dict[str, Any]:
         invocation = BatchOperationsEvent.model_validate(event)
@@ -387,16 +405,6 @@ def _note(outcome: Outcome, report: RunReport) -> None:
         report.results[outcome.ref.uri] = result
         if isinstance(result, CaptionFailure):
             logger.warning("recorded failure for %s: %s: %s", outcome.ref.uri, result.error_type, result.message)
-
-
-def _receive_count(record: Mapping[str, Any]) -> int:
-    """SQS's ``ApproximateReceiveCount`` of a record (1 when absent or unreadable: treated as a first delivery)."""
-    attributes = record.get("attributes")
-    value = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
-    try:
-        return int(value) if value is not None else 1
-    except (TypeError, ValueError):
-        return 1
 
 
 def _attempt_order(attempts: int, limit: int) -> tuple[int, int]:

@@ -1,16 +1,18 @@
 """A long-polling SQS worker that runs the Lambda's own processor: the whole pipeline on a laptop or moto_server.
 
-Each receive (up to 10 messages) becomes an SQS-shaped Lambda event handed to
-:meth:`~imgcaption_aws.processor.EventProcessor.handle`; the messages it does not report as batch item failures are
-deleted, the failures become visible again after ``retry_delay_s`` — what Lambda's event source mapping does.
+Each receive (up to 10 messages) goes to :meth:`~imgcaption_aws.processor.EventProcessor.process_messages`, the
+method behind the Lambda's SQS path; the messages it does not report as failed are deleted, the failures become
+visible again after ``retry_delay_s`` — what Lambda's event source mapping does.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
+
+from imgcaption_aws.events import QueueMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -18,27 +20,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 
+class MessageProcessor(Protocol):
+    """What the worker hands each receive to (:class:`~imgcaption_aws.processor.EventProcessor`)."""
 
-def sqs_event(messages: Sequence[MessageTypeDef], queue_arn: str, region: str) -> dict[str, Any]:
-    """The event Lambda's SQS event source mapping would deliver for these received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": dict(message.get("Attributes", {})),
-                "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-            for message in messages
-        ]
-    }
+    def process_messages(self, messages: Sequence[QueueMessage]) -> Mapping[str, Exception]:
+        """The ids of the messages that failed (and why); the others are done."""
+        ...
 
 
 @dataclass
@@ -53,17 +41,13 @@ class WorkerReport:
 class SqsWorker:
     sqs: SQSClient
     queue_url: str
-    handle: Handler
+    processor: MessageProcessor
     wait_time_s: int = 20
     retry_delay_s: int = 10
 
     def run(self, *, max_empty_polls: int | None = None, max_batches: int | None = None) -> WorkerReport:
         """Poll until ``max_empty_polls`` receives in a row came back empty (None: forever) or ``max_batches``."""
         report = WorkerReport()
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        region = queue_arn.split(":")[3] if queue_arn.count(":") >= 3 else "us-east-1"
         empty = 0
         while max_batches is None or report.batches < max_batches:
             messages = self.sqs.receive_message(
@@ -80,16 +64,18 @@ class SqsWorker:
             empty = 0
             report.batches += 1
             report.messages += len(messages)
-            self._process(messages, queue_arn, region, report)
+            self._process(messages, report)
         return report
 
-    def _process(self, messages: list[MessageTypeDef], queue_arn: str, region: str, report: WorkerReport) -> None:
+    def _process(self, messages: list[MessageTypeDef], report: WorkerReport) -> None:
+        received = [
+            QueueMessage.of(message["MessageId"], message["Body"], message.get("Attributes")) for message in messages
+        ]
         try:
-            response = self.handle(sqs_event(messages, queue_arn, region)) or {}
-            failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+            failed = set(self.processor.process_messages(received))
         except Exception:
-            logger.exception("the handler failed; the whole batch will be delivered again")
-            failed = {message["MessageId"] for message in messages}
+            logger.exception("the processor failed; the whole batch will be delivered again")
+            failed = {message.message_id for message in received}
         done = [m for m in messages if m["MessageId"] not in failed]
         again = [m for m in messages if m["MessageId"] in failed]
         if done:

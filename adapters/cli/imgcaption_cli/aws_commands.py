@@ -92,11 +92,10 @@ def worker(
     if not settings.queue_url:
         raise _fail("--queue-url (or IMGCAPTION_QUEUE_URL) is required")
     try:
-        processor = build_processor(settings)
         report = SqsWorker(
             sqs_client(settings.endpoint_url, settings.region),
             settings.queue_url,
-            handle=processor.handle,
+            build_processor(settings),
             wait_time_s=wait_time,
             retry_delay_s=retry_delay,
         ).run(max_empty_polls=max_empty_polls)
