@@ -21,6 +21,7 @@ from imgcaption.ports import CaptionSignature, Outcome, Skipped
 from imgcaption.results import Caption
 from imgcaption_aws import batch_operations as jobs
 from imgcaption_aws.backfill import BackfillOptions, _RateLimiter, enqueue_backfill
+from imgcaption_aws.events import refs_from_body
 from imgcaption_aws.source import iter_objects
 from imgcaption_aws.store import DynamoDBStore
 from imgcaption_aws.uris import S3Location
@@ -53,8 +54,8 @@ def queued_keys(aws: dict[str, Any]) -> list[str]:
         if not messages:
             return keys
         for message in messages:
-            (record,) = json.loads(message["Body"])["Records"]
-            keys.append(unquote(record["s3"]["object"]["key"].replace("+", " ")))
+            (ref,) = refs_from_body(message["Body"])  # as the processor reads it
+            keys.append(ref.location.key)
             aws["sqs"].delete_message(QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"])
 
 
