@@ -69,18 +69,17 @@ def manifest_csv(refs: Iterable[S3ObjectRef | Skipped]) -> tuple[bytes, int]:
 
 def upload_manifest(s3: S3Client, body: bytes, count: int, target: S3Location) -> Manifest:
     """Put the CSV at ``target`` (a key, or a prefix ending in ``/`` that gets a unique name) and return it."""
-    key = (
-        target.key + f"imgcaption-manifest-{uuid.uuid4().hex}.csv"
-        if target.key.endswith("/") or not target.key
-        else target.key
+    unique = target.key.endswith("/") or not target.key
+    manifest = (
+        S3Location(target.bucket, target.key + f"imgcaption-manifest-{uuid.uuid4().hex}.csv") if unique else target
     )
     try:
-        response = s3.put_object(Bucket=target.bucket, Key=key, Body=body, ContentType="text/csv")
+        response = s3.put_object(Bucket=manifest.bucket, Key=manifest.key, Body=body, ContentType="text/csv")
     except Exception as exc:
         raise SourceError(
-            f"uploading the manifest failed: {exc}", source=f"s3://{target.bucket}/{key}", retryable=is_transient(exc)
+            f"uploading the manifest failed: {exc}", source=manifest.uri, retryable=is_transient(exc)
         ) from exc
-    return Manifest(f"arn:aws:s3:::{target.bucket}/{key}", response["ETag"].strip('"'), CSV_FORMAT, count)
+    return Manifest(manifest.arn, response["ETag"].strip('"'), CSV_FORMAT, count)
 
 
 def inventory_manifest(s3: S3Client, manifest_json: S3Location) -> Manifest:
@@ -91,9 +90,7 @@ def inventory_manifest(s3: S3Client, manifest_json: S3Location) -> Manifest:
         raise SourceError(
             f"reading the inventory manifest failed: {exc}", source=manifest_json.uri, retryable=is_transient(exc)
         ) from exc
-    return Manifest(
-        f"arn:aws:s3:::{manifest_json.bucket}/{manifest_json.key}", head["ETag"].strip('"'), INVENTORY_FORMAT
-    )
+    return Manifest(manifest_json.arn, head["ETag"].strip('"'), INVENTORY_FORMAT)
 
 
 def create_job_request(manifest: Manifest, spec: JobSpec, *, token: str | None = None) -> dict[str, Any]:

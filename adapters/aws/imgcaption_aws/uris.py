@@ -19,6 +19,10 @@ class S3Location:
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket}/{self.key}"
+
     def __str__(self) -> str:
         return self.uri
 
