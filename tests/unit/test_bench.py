@@ -75,6 +75,10 @@ def test_bench_runs_end_to_end_on_the_tiny_model_and_prints_every_section(tiny_m
         assert row in result.output, row
     assert "| int8 ONNX Runtime (`onnx`) |" in result.output  # the side-by-side and fidelity tables name the mode
     assert "| `import onnxruntime` |" in result.output
+    assert "## int8 floors of the onnx artifact on this CPU" in result.output
+    floors = data["floors"]
+    assert floors["encoder_seconds_per_image"] > 0 and floors["decoder_step_seconds"] > 0
+    assert floors["encoder_int8_macs_per_image"] > 0 and floors["decoder_bytes_per_step"] > 0
 
 
 def _result(onnx_cpu_seconds: float | None) -> BenchResult:

@@ -147,9 +147,32 @@ def render(result: BenchResult) -> str:
             f"| {f.model} | {MODE_NAMES.get(f.mode, f.mode)} (`{f.mode}`) | {f.images} | {f.identical_captions:.1%} | "
             f"{f.token_agreement:.1%} |"
         )
+    lines += _floors_section(result)
     lines += _fast_modes_section(result)
     lines += _lambda_sections(result)
     return "\n".join(lines) + "\n"
+
+
+def _floors_section(result: BenchResult) -> list[str]:
+    floors = result.floors
+    if floors is None:
+        return []
+    return [
+        "",
+        f"## int8 floors of the onnx artifact on this CPU ({floors.instruction_set}), 1 thread, CPU seconds",
+        "",
+        "| part | work | measured | rate |",
+        "|---|---|---|---|",
+        f"| encoder, per image | {floors.encoder_int8_macs_per_image / 1e9:.1f} G int8 multiply-adds | "
+        f"{floors.encoder_seconds_per_image:.3f} s | **{floors.encoder_gmacs_per_second:.0f} GMAC/s** |",
+        f"| decoder step, batch 1 × beams 4 | {floors.decoder_bytes_per_step / 1e6:.0f} MB of weights read | "
+        f"{floors.decoder_step_seconds * 1000:.1f} ms | **{floors.decoder_gigabytes_per_second:.1f} GB/s** |",
+        f"| a batch-1 caption ({floors.steps_per_caption} steps) | encoder + steps | "
+        f"{floors.batch1_seconds_per_image:.3f} s | |",
+        "",
+        "The encoder is bound by int8 GEMM throughput (VNNI and AMX raise it); a batch-1 decoder step by the bytes "
+        "of weights it reads (batching shares them across images).",
+    ]
 
 
 def _modes(result: BenchResult) -> list[str]:

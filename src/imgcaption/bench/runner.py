@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgcaption.backends.cpu_int8 import cpu_flags
+from imgcaption.bench.floors import Floors, measure_floors
 from imgcaption.generation import GenerationOptions
 
 if TYPE_CHECKING:
@@ -132,6 +133,8 @@ class BenchResult:
     import_seconds: dict[str, list[float]]
     fidelity: list[Fidelity]
     exact_tokens_identical: bool
+    floors: Floors | None = None
+    """The onnx artifact's int8 floors on this CPU (:mod:`imgcaption.bench.floors`); None without onnxruntime."""
 
     def to_json(self) -> str:
         def encode(value: Any) -> Any:
@@ -354,6 +357,10 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         more_threads=max(config.threads),
     )
     imports = measure_imports(config.cold_start_runs, include_onnxruntime=onnx_artifact is not None)
+    floors = None
+    if onnx_artifact is not None:
+        say("int8 floors: the encoder's GEMM rate and the decoder's bytes per step")
+        floors = measure_floors(onnx_artifact)
 
     fidelity = [_fidelity_from_outputs(outputs, len(images), pad, loaded.model_id, mode) for mode in runners.fast_modes]
     if config.fidelity_model is not None and config.fidelity_images > 0:
@@ -385,6 +392,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         import_seconds=imports,
         fidelity=fidelity,
         exact_tokens_identical=exact,
+        floors=floors,
     )
 
 
