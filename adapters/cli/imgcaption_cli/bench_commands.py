@@ -1,4 +1,5 @@
-"""``imgcaption bench`` (every mode against the baseline) and ``imgcaption optimize`` (save an int8 artifact)."""
+"""``imgcaption bench`` (every mode against the baseline), ``imgcaption bench-family`` (a model family's modes against
+its own ``generate``) and ``imgcaption optimize`` (save an int8 artifact)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import cast
 
 import click
 
-from imgcaption_cli.options import UsageFailure
+from imgcaption_cli.options import UsageFailure, prompt_option
 
 
 @click.command()
@@ -151,6 +152,66 @@ def bench(
     report = render(result)
     if json_path is not None:
         json_path.write_text(result.to_json())
+    if markdown_path is not None:
+        markdown_path.write_text(report)
+    click.echo(report)
+
+
+@click.command("bench-family")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Input image (repeatable); default: the examples/ pictures.",
+)
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch intra-op threads.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed passes over the images.")
+@click.option("--beams", type=click.IntRange(1, 16), default=None, help="[default: the family's]")
+@click.option("--max-new-tokens", type=click.IntRange(1, 255), default=None, help="[default: the family's]")
+@prompt_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write raw JSON.")
+@click.option(
+    "--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table here."
+)
+def bench_family(
+    model_dirs: tuple[Path, ...],
+    images: tuple[Path, ...],
+    threads: int,
+    repeats: int,
+    beams: int | None,
+    max_new_tokens: int | None,
+    prompt: str | None,
+    json_path: Path | None,
+    markdown_path: Path | None,
+) -> None:
+    """Seconds per image of imgcaption fp32 and int8 against each model's own generate call (its processor and
+    model.generate, same options), interleaved, with token agreement; one markdown row per MODEL_DIR (any family)."""
+    import json
+
+    from imgcaption.bench.families import FamilyBenchConfig, render_family_section, run_family_benchmark
+    from imgcaption.errors import ImgCaptionError
+
+    results = []
+    for model_dir in model_dirs:
+        config = FamilyBenchConfig(
+            model_dir=model_dir,
+            image_paths=images,
+            threads=threads,
+            repeats=repeats,
+            num_beams=beams,
+            max_new_tokens=max_new_tokens,
+            prompt=prompt,
+            progress=lambda message: click.echo(message, err=True),
+        )
+        try:
+            results.append(run_family_benchmark(config))
+        except ImgCaptionError as exc:  # a model that will not load, options its family refuses
+            raise UsageFailure(f"{model_dir}: {exc.message}") from exc
+    report = render_family_section(results)
+    if json_path is not None:
+        json_path.write_text(json.dumps([json.loads(result.to_json()) for result in results], indent=2))
     if markdown_path is not None:
         markdown_path.write_text(report)
     click.echo(report)

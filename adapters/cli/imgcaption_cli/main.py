@@ -37,6 +37,9 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "worker": LazyCommand("imgcaption_cli.aws_commands:worker", "Caption S3 objects from an SQS queue.", extra="aws"),
     "bench": LazyCommand("imgcaption_cli.bench_commands:bench", "Benchmark precision modes and batch sizes."),
+    "bench-family": LazyCommand(
+        "imgcaption_cli.bench_commands:bench_family", "Benchmark a model family's modes against its own generate."
+    ),
     "optimize": LazyCommand("imgcaption_cli.bench_commands:optimize", "Save a model prepared for a fast mode."),
 }
 
