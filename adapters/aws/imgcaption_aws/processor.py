@@ -311,8 +311,9 @@ class EventProcessor:
     ) -> dict[str, ImgCaptionError]:
         """Caption the objects of a batch of queue messages in one pipeline run; the messages that failed, by id.
 
-        A message that is no S3 event maps to its :class:`EventParseError` (it fails every time: the DLQ's);
-        one with objects to retry maps to :class:`RetryLater`. Every other message is done and may be deleted.
+        A message that is no S3 event maps to its :class:`EventParseError` (it would fail the same way each time, so
+        the queue dead-letters it); one with objects to retry maps to :class:`RetryLater`. Every other message is done
+        and may be deleted.
         """
         parsed: dict[str, list[S3ObjectRef]] = {}
         failed: dict[str, ImgCaptionError] = {}
