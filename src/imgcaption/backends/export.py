@@ -10,13 +10,13 @@ Why two graphs, and why these:
   ``cross_value_0``, … each ``(images, heads, patches, head_dim)``): the ViT and the twelve ``c_attn`` projections
   run once per image;
 * ``decoder.onnx`` — one GPT-2 step for every row (images × beams): the new token, its position, the self-attention
-  history buffers (full caption length, written in place by ONNX Runtime's fused attention: see
-  :func:`_self_attention`) and the cross keys/values in; each row's top-``k`` log-probabilities and their ids out (and
-  the same history buffers, as the kernel's ``present`` outputs). The beams of an image read its cross keys/values
-  together, as the query length of one attention, so nothing is copied per beam. Every layer's tensors are separate
-  inputs and outputs: slicing one stacked tensor inside the graph made ONNX Runtime copy all of it on every step (half
-  the step time, measured). Returning the top ``k`` instead of 50,257 logits per row is all a beam search needs
-  (:mod:`.numpy_search`).
+  history buffers (full caption length, written in place by ONNX Runtime's fused attention kernels, which both
+  attentions run on: see :func:`_attention_functions`) and the cross keys/values in; each row's top-``k``
+  log-probabilities and their ids out (and the same history buffers, as the kernel's ``present`` outputs). The beams
+  of an image read its cross keys/values together, as the query length of one attention, so nothing is copied per
+  beam. Every layer's tensors are separate inputs and outputs: slicing one stacked tensor inside the graph made ONNX
+  Runtime copy all of it on every step (half the step time, measured). Returning the top ``k`` instead of 50,257
+  logits per row is all a beam search needs (:mod:`.numpy_search`).
 
 Both are exported from the fp32 model with torch's TorchScript exporter, quantized by ONNX Runtime's dynamic
 quantization (MatMul weights int8 per output channel, activations quantized on the fly, as torch's int8 mode;
@@ -51,7 +51,7 @@ def _graphs(model: Any) -> tuple[Any, Any]:
     from imgcaption.backends.torch_int8 import LiteCaptioningModel, conv1d_to_linear
 
     conv1d_to_linear(model)
-    SelfAttention = _self_attention()
+    SelfAttention, CrossAttention = _attention_functions()
     lite = LiteCaptioningModel(model.config.to_dict(), model.generation_config.to_dict())
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and not name.startswith("encoder.pooler"):
@@ -65,7 +65,6 @@ def _graphs(model: Any) -> tuple[Any, Any]:
     transformer: Any = lite.decoder.transformer
     width, heads = lite.decoder.config.n_embd, lite.decoder.config.n_head
     head_dim, layers = width // heads, len(transformer.h)
-    scaling = head_dim**-0.5
 
     class Encoder(nn.Module):
         def __init__(self) -> None:
@@ -113,11 +112,9 @@ def _graphs(model: Any) -> tuple[Any, Any]:
                 )
                 presents += [keys, values]
                 hidden = block.attn.c_proj(attended.reshape(rows, width)) + hidden
-                cross_query = block.crossattention.q_attn(block.ln_cross_attn(hidden))
-                cross_query = cross_query.view(images, beams, heads, head_dim).transpose(1, 2)
-                weights = torch.softmax((cross_query @ cross[2 * index].transpose(-1, -2)) * scaling, -1)
-                attended = (weights @ cross[2 * index + 1]).transpose(1, 2).reshape(rows, width)
-                hidden = hidden + block.crossattention.c_proj(attended)
+                cross_query = block.crossattention.q_attn(block.ln_cross_attn(hidden)).view(images, beams, width)
+                attended = CrossAttention.apply(cross_query, cross[2 * index], cross[2 * index + 1], heads)
+                hidden = hidden + block.crossattention.c_proj(attended.reshape(rows, width))
                 mlp = block.mlp
                 hidden = hidden + mlp.c_proj(F.gelu(mlp.c_fc(block.ln_2(hidden)), approximate="tanh"))
             log_probs = torch.log_softmax(self.lm_head(self.transformer.ln_f(hidden)), dim=-1)
@@ -127,19 +124,20 @@ def _graphs(model: Any) -> tuple[Any, Any]:
     return Encoder().eval(), DecoderStep().eval()
 
 
-def _self_attention() -> Any:
-    """The decoder's self-attention as a torch function that exports to ONNX Runtime's fused CPU kernel for it.
+def _attention_functions() -> tuple[Any, Any]:
+    """The decoder's two attentions as torch functions that export to ONNX Runtime's fused CPU attention kernels.
 
-    It becomes ``com.microsoft.GroupQueryAttention`` (with as many key/value heads as query heads: plain multi-head
-    attention). The history is a buffer of the full caption length; the kernel writes this step's key and value into
-    it at ``filled`` and attends over the filled part. Bound as both input and output
-    (:class:`~imgcaption.backends.onnx_int8.DecoderSteps`), the buffer is written in place: no concatenation, and no
-    history copied out of the graph each step. ``forward`` is the same computation in torch, so the module stays
-    runnable (and readable) as a reference.
+    * ``SelfAttention`` → ``com.microsoft.GroupQueryAttention`` (with as many key/value heads as query heads: plain
+      multi-head attention). The history is a buffer of the full caption length; the kernel writes this step's key
+      and value into it at ``filled`` and attends over the filled part. Bound as both input and output
+      (:class:`~imgcaption.backends.onnx_int8.DecoderSteps`), the buffer is written in place: no concatenation, and
+      no history copied out of the graph each step.
+    * ``CrossAttention`` → ``com.microsoft.MultiHeadAttention`` over the keys and values already split into heads
+      (the encoder graph's outputs), an image's beams as the query length: one node instead of a reshape, two
+      transposes, two batched MatMuls and a softmax per layer. (Measured on AVX2 as fast as those, not faster: each
+      image's keys and values are read once per step by its 4 beams either way, which bounds it by memory.)
 
-    The cross-attention stays two batched MatMuls (ONNX Runtime fuses the transpose and scale into the first):
-    ``com.microsoft.MultiHeadAttention`` over the same head-split keys and values was measured no faster on AVX2, as
-    each image's keys and values are read once per step by its 4 beams either way (memory-bound).
+    Their ``forward`` is the same computation in torch, so the module stays runnable (and readable) as a reference.
     """
     import torch
 
@@ -187,7 +185,21 @@ def _self_attention() -> Any:
                 output.setType(like.type())
             return outputs
 
-    return SelfAttention
+    class CrossAttention(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
+            images, beams, width = query.shape
+            split = query.view(images, beams, heads, width // heads).transpose(1, 2)
+            weights = torch.softmax((split @ key.transpose(-1, -2)) * (width // heads) ** -0.5, dim=-1)
+            return (weights @ value).transpose(1, 2).reshape(images, beams, width)
+
+        @staticmethod
+        def symbolic(g: Any, query: Any, key: Any, value: Any, heads: int) -> Any:
+            output = g.op("com.microsoft::MultiHeadAttention", query, key, value, num_heads_i=heads)
+            output.setType(query.type())
+            return output
+
+    return SelfAttention, CrossAttention
 
 
 def export_graphs(model: Any, directory: Path, image_size: int) -> None:
