@@ -5,6 +5,8 @@ code path (token ids, image-token layout, normalization, processor classes) and 
 built here with ``tokenizers`` (a WordPiece for the BERT-tokenized families, a byte-level BPE for the others), and
 the family's own processor saved with it, so ``Captioner.from_pretrained(directory)`` runs exactly the path the real
 checkpoint runs. Weights are drawn with a wide init so the random models' captions differ from image to image.
+``size="full"`` keeps the published checkpoint's layer sizes, vocabulary and image size instead (with its init
+range), for measuring memory and time; the tokenizer stays the small one, which skips ids it does not know.
 The chat model is a LLaVA; :func:`save_random_smolvlm` builds a SmolVLM too (an Idefics3, whose Pillow image
 processor needs neither torchvision nor num2words; SmolVLM2's processor would need both).
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from imgcaption.testing.random_model import ModelSize
 
 _WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "photography", "picture", "woman", "man", "dog",
           "cat", "sitting", "beach", "street", "red", "blue", "green", "white", "two", "car", "sky")  # fmt: skip
@@ -42,6 +46,19 @@ _TINY_VIT = {
     "initializer_range": _WIDE_INIT,
 }
 """The vision tower BLIP and GIT share here: 2 layers of width 32 on 64 px images in 16 px patches."""
+
+_VIT_BASE = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "patch_size": 16,
+    "initializer_range": 0.02,
+}
+"""ViT-B/16, the vision tower of blip-image-captioning-base (at 384 px) and git-base-coco (at 224 px)."""
+
+_FULL_INIT = 0.02
+"""The published checkpoints' init range: full-size models are for memory and time, not for varied captions."""
 
 
 def _wordpiece_tokenizer() -> Any:
@@ -96,33 +113,47 @@ def _save(model_class: Any, config: Any, processor: Any, directory: str | Path, 
     return target
 
 
-def save_random_blip(directory: str | Path, seed: int = 0) -> Path:
+def save_random_blip(directory: str | Path, seed: int = 0, *, size: ModelSize = "tiny") -> Path:
     """BLIP captioning; settings from Salesforce/blip-image-captioning-base's config.json and
     preprocessor_config.json (384 px, CLIP mean/std, BlipImageProcessor, BERT tokenizer, [DEC] start token,
-    [SEP] end), shrunk to 2 layers of width 32 on 64 px images."""
+    [SEP] end), shrunk to 2 layers of width 32 on 64 px images; ``size="full"`` keeps ViT-B/16 at 384 px and the
+    12-layer, 768-wide text decoder over the 30,524-token vocabulary."""
     transformers = _transformers()
 
     tokenizer = _wordpiece_tokenizer()
+    text_config: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 64,
+        "bos_token_id": tokenizer.bos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+        "initializer_range": _WIDE_INIT,
+    }
+    vision_config, projection_dim, pixels, init = dict(_TINY_VIT), 32, 64, _WIDE_INIT
+    if size == "full":
+        text_config |= {
+            "vocab_size": 30524,
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "max_position_embeddings": 512,
+            "initializer_range": _FULL_INIT,
+        }
+        vision_config, projection_dim, pixels, init = _VIT_BASE | {"image_size": 384}, 512, 384, _FULL_INIT
     config = transformers.BlipConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 64,
-            "bos_token_id": tokenizer.bos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-            "sep_token_id": tokenizer.sep_token_id,
-            "eos_token_id": tokenizer.sep_token_id,
-            "initializer_range": _WIDE_INIT,
-        },
-        vision_config=dict(_TINY_VIT),
-        projection_dim=32,
-        initializer_range=_WIDE_INIT,
+        text_config=text_config,
+        vision_config=vision_config,
+        projection_dim=projection_dim,
+        initializer_range=init,
     )
     image_processor = _pil_class(transformers, "BlipImageProcessor")(
-        size={"height": 64, "width": 64},
+        size={"height": pixels, "width": pixels},
         image_mean=[0.48145466, 0.4578275, 0.40821073],
         image_std=[0.26862954, 0.26130258, 0.27577711],
     )
@@ -130,37 +161,56 @@ def save_random_blip(directory: str | Path, seed: int = 0) -> Path:
     return _save(transformers.BlipForConditionalGeneration, config, processor, directory, seed)
 
 
-def save_random_git(directory: str | Path, seed: int = 0) -> Path:
+def save_random_git(directory: str | Path, seed: int = 0, *, size: ModelSize = "tiny") -> Path:
     """GIT; settings from microsoft/git-base-coco (CLIPImageProcessor 224 px, bert-base-uncased tokenizer with
-    [CLS] as start and [SEP] as end), shrunk to 2 layers of width 32 on 64 px images."""
+    [CLS] as start and [SEP] as end), shrunk to 2 layers of width 32 on 64 px images; ``size="full"`` keeps the
+    CLIP ViT-B/16 at 224 px and the 6-layer, 768-wide text decoder over the 30,522-token vocabulary."""
     transformers = _transformers()
 
     tokenizer = _wordpiece_tokenizer()
+    sizes: dict[str, Any] = {
+        "vision_config": dict(_TINY_VIT),
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+        "initializer_range": _WIDE_INIT,
+    }
+    pixels = 64
+    if size == "full":
+        sizes = {
+            "vision_config": _VIT_BASE | {"image_size": 224},
+            "vocab_size": 30522,
+            "hidden_size": 768,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+            "max_position_embeddings": 1024,
+            "initializer_range": _FULL_INIT,
+        }
+        pixels = 224
     config = transformers.GitConfig(
-        vision_config=dict(_TINY_VIT),
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
         bos_token_id=tokenizer.cls_token_id,
         eos_token_id=tokenizer.sep_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        initializer_range=_WIDE_INIT,
+        **sizes,
     )
     image_processor = _pil_class(transformers, "CLIPImageProcessor")(
-        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
+        size={"shortest_edge": pixels}, crop_size={"height": pixels, "width": pixels}
     )
     processor = transformers.GitProcessor(image_processor=image_processor, tokenizer=tokenizer)
     return _save(transformers.GitForCausalLM, config, processor, directory, seed)
 
 
-def save_random_florence2(directory: str | Path, seed: int = 0) -> Path:
+def save_random_florence2(directory: str | Path, seed: int = 0, *, size: ModelSize = "tiny") -> Path:
     """Florence-2; settings from microsoft/Florence-2-base's preprocessor_config.json (CLIPImageProcessor,
     ImageNet mean/std, no centre crop, ``image_seq_length`` = patches after the DaViT strides + 1) and config.json
     (BART with </s> as decoder start), shrunk to a two-stage DaViT of width 32 on 64 px images (8×8+1 = 65 image
-    tokens) and a one-layer BART."""
+    tokens) and a one-layer BART; ``size="full"`` keeps Florence-2-base's four-stage DaViT (widths 128-1024,
+    depths 1, 1, 9, 1) on 768 px images (24×24+1 = 577 image tokens) and its 6+6-layer, 768-wide BART over the
+    51,289-token vocabulary."""
     from tokenizers import processors
 
     transformers = _transformers()
@@ -172,47 +222,64 @@ def save_random_florence2(directory: str | Path, seed: int = 0) -> Path:
     tokenizer = transformers.BartTokenizerFast(
         tokenizer_object=raw, extra_special_tokens={"image_token": "<image>"}, **special
     )
+    text_config: dict[str, Any] = {
+        "model_type": "bart",
+        "vocab_size": len(tokenizer),
+        "d_model": 32,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+        "decoder_ffn_dim": 64,
+        "max_position_embeddings": 128,
+        "bos_token_id": 0,
+        "pad_token_id": 1,
+        "eos_token_id": 2,
+        "decoder_start_token_id": 2,
+        "init_std": _WIDE_INIT,
+    }
+    vision_config: dict[str, Any] = {
+        "depths": [1, 1],
+        "patch_size": [7, 3],
+        "patch_stride": [4, 2],
+        "patch_padding": [3, 1],
+        "patch_prenorm": [False, True],
+        "embed_dim": [16, 32],
+        "num_heads": [2, 2],
+        "num_groups": [2, 2],
+        "window_size": 2,
+        "projection_dim": 32,
+        "max_position_embeddings": 16,
+        "initializer_range": _WIDE_INIT,
+    }
+    pixels, image_tokens = 64, 65
+    if size == "full":
+        text_config |= {
+            "vocab_size": 51289,
+            "d_model": 768,
+            "encoder_layers": 6,
+            "decoder_layers": 6,
+            "encoder_attention_heads": 12,
+            "decoder_attention_heads": 12,
+            "encoder_ffn_dim": 3072,
+            "decoder_ffn_dim": 3072,
+            "max_position_embeddings": 1024,
+            "init_std": _FULL_INIT,
+        }
+        # the DaViT of Florence-2-base is transformers' default vision config; only the projection is narrower
+        vision_config = {"projection_dim": 768, "initializer_range": _FULL_INIT}
+        pixels, image_tokens = 768, 577
     config = transformers.Florence2Config(
-        text_config={
-            "model_type": "bart",
-            "vocab_size": len(tokenizer),
-            "d_model": 32,
-            "encoder_layers": 1,
-            "decoder_layers": 1,
-            "encoder_attention_heads": 2,
-            "decoder_attention_heads": 2,
-            "encoder_ffn_dim": 64,
-            "decoder_ffn_dim": 64,
-            "max_position_embeddings": 128,
-            "bos_token_id": 0,
-            "pad_token_id": 1,
-            "eos_token_id": 2,
-            "decoder_start_token_id": 2,
-            "init_std": _WIDE_INIT,
-        },
-        vision_config={
-            "depths": [1, 1],
-            "patch_size": [7, 3],
-            "patch_stride": [4, 2],
-            "patch_padding": [3, 1],
-            "patch_prenorm": [False, True],
-            "embed_dim": [16, 32],
-            "num_heads": [2, 2],
-            "num_groups": [2, 2],
-            "window_size": 2,
-            "projection_dim": 32,
-            "max_position_embeddings": 16,
-            "initializer_range": _WIDE_INIT,
-        },
-        image_token_id=tokenizer.image_token_id,
+        text_config=text_config, vision_config=vision_config, image_token_id=tokenizer.image_token_id
     )
     image_processor = _pil_class(transformers, "CLIPImageProcessor")(
-        size={"height": 64, "width": 64},
+        size={"height": pixels, "width": pixels},
         do_center_crop=False,
         image_mean=[0.485, 0.456, 0.406],
         image_std=[0.229, 0.224, 0.225],
     )
-    image_processor.image_seq_length = 65
+    image_processor.image_seq_length = image_tokens
     processor = transformers.Florence2Processor(
         image_processor=image_processor, tokenizer=tokenizer, post_processor_config={"pure_text": {}}
     )
@@ -229,10 +296,13 @@ LLAVA_CHAT_TEMPLATE = (
 """llava-hf/llava-1.5-7b-hf's conversation layout: ``USER: <image>\\n{instruction} ASSISTANT:``."""
 
 
-def save_random_chat_vlm(directory: str | Path, seed: int = 0) -> Path:
+def save_random_chat_vlm(directory: str | Path, seed: int = 0, *, size: ModelSize = "tiny") -> Path:
     """A chat VLM (LLaVA, run through ``AutoModelForImageTextToText``); settings from llava-hf/llava-1.5-7b-hf
     (CLIP vision tower read at layer -2 with the CLS feature dropped, a llama decoder, the processor's chat
-    template), shrunk to 2 layers of width 32 on 32 px images (16 image tokens)."""
+    template), shrunk to 2 layers of width 32 on 32 px images (16 image tokens). LLaVA-1.5 itself (7B) is no
+    Lambda model, so ``size="full"`` is a LLaVA with the tower sizes of the smallest chat captioner,
+    HuggingFaceTB/SmolVLM-256M-Instruct: a 12-layer, 768-wide vision tower on 512 px images in 16 px patches
+    (1,024 image tokens) and SmolLM2-135M's decoder (30 layers of width 576, 49,280-token vocabulary)."""
     transformers = _transformers()
 
     special = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
@@ -242,42 +312,57 @@ def save_random_chat_vlm(directory: str | Path, seed: int = 0) -> Path:
         padding_side="left",
         **special,
     )
+    vision_config: dict[str, Any] = {
+        "model_type": "clip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+        "projection_dim": 32,
+    }
+    text_config: dict[str, Any] = {
+        "model_type": "llama",
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "initializer_range": _WIDE_INIT,
+    }
+    if size == "full":
+        vision_config |= _VIT_BASE | {"image_size": 512, "projection_dim": 768}
+        text_config |= {
+            "vocab_size": 49280,
+            "hidden_size": 576,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 30,
+            "num_attention_heads": 9,
+            "num_key_value_heads": 3,
+            "max_position_embeddings": 8192,
+            "initializer_range": _FULL_INIT,
+        }
+    pixels, patch = int(vision_config["image_size"]), int(vision_config["patch_size"])
     config = transformers.LlavaConfig(
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-            "projection_dim": 32,
-        },
-        text_config={
-            "model_type": "llama",
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 256,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-            "initializer_range": _WIDE_INIT,
-        },
+        vision_config=vision_config,
+        text_config=text_config,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
     )
     image_processor = _pil_class(transformers, "CLIPImageProcessor")(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        size={"shortest_edge": pixels}, crop_size={"height": pixels, "width": pixels}
     )
     processor = transformers.LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        patch_size=8,
+        patch_size=patch,
         vision_feature_select_strategy="default",
         chat_template=LLAVA_CHAT_TEMPLATE,
         num_additional_image_tokens=1,
