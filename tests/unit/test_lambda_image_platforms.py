@@ -194,7 +194,7 @@ def resolutions(pypi: None, tmp_path_factory: pytest.TempPathFactory) -> dict[tu
 
 def test_every_stage_builds_on_a_known_amazon_linux_2023_base_image() -> None:
     stages = dockerfile_stages()
-    assert {"deps", "wheel", "model", "runtime-fp32", "runtime"} <= stages.keys()
+    assert {"deps", "wheel", "model", "runtime-torch", "runtime-fp32", "runtime"} <= stages.keys()
     for stage in stages.values():
         image = image_of(stage, stages)
         assert image in BASE_IMAGES, f"stage {stage.name}: add {image}'s Python and glibc to BASE_IMAGES"
@@ -205,7 +205,7 @@ def test_the_runtime_stages_install_our_extras() -> None:
     stages = dockerfile_stages()
     assert stages["runtime"].extras == ("lambda",)
     assert "export" in stages["deps"].extras and "aws" in stages["deps"].extras
-    assert image_of(stages["runtime-fp32"], stages) == image_of(stages["deps"], stages)
+    assert image_of(stages["runtime-torch"], stages) == image_of(stages["deps"], stages)
 
 
 def test_every_stage_resolves_for_its_base_image(resolutions: dict[tuple[str, str], dict[str, str]]) -> None:
