@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from imgcaption.errors import ImgCaptionError
 from imgcaption.images import LoadedImage, decode_bytes
 from imgcaption.ports import CaptionSignature, CaptionStore, ImageRef, ImageSource, Outcome, Skipped
-from imgcaption.results import CaptionFailure
+from imgcaption.results import Caption, CaptionFailure
 
 if TYPE_CHECKING:
     from imgcaption.captioner import Captioner
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 Decoded = tuple[LoadedImage, float] | CaptionFailure
 _Queue = queue.Queue["tuple[ImageRef, Decoded] | Skipped | _Done"]
+_PREFETCH_BATCHES = 2
+"""Batches the reader decodes ahead of the model: enough to keep it busy, few enough to keep memory flat."""
 
 
 @dataclass
@@ -62,7 +64,6 @@ class Pipeline:
     captioner: Captioner
     batch_size: int = 8
     skip_existing: bool = False
-    prefetch_batches: int = 2
     record_retryable_failures: bool = True
     """False for queue-driven callers (Lambda): transient failures go back to the queue instead of the store."""
     on_outcome: Callable[[Outcome], None] | None = None
@@ -76,7 +77,7 @@ class Pipeline:
         summary = PipelineSummary()
         started = time.perf_counter()
         signature = self.captioner.signature
-        pending: _Queue = queue.Queue(maxsize=max(1, self.prefetch_batches) * self.batch_size)
+        pending: _Queue = queue.Queue(maxsize=_PREFETCH_BATCHES * self.batch_size)
         stop_reading = threading.Event()
         listing_errors: list[BaseException] = []
         reader = threading.Thread(
@@ -149,7 +150,7 @@ class Pipeline:
             if self.should_stop and self.should_stop():
                 summary.unprocessed.extend(ref for ref, _ in batch)
                 return
-            results = self.captioner.caption_decoded([decoded for _, decoded in batch])
+            results = self._caption_batch(batch)
             outcomes = [Outcome(ref, result) for (ref, _), result in zip(batch, results, strict=True)]
             to_record = [o for o in outcomes if self.record_retryable_failures or not _is_retryable(o)]
             if to_record:
@@ -161,6 +162,10 @@ class Pipeline:
                     summary.failed += 1
                 if self.on_outcome:
                     self.on_outcome(outcome)
+
+    def _caption_batch(self, batch: list[tuple[ImageRef, Decoded]]) -> list[Caption | CaptionFailure]:
+        """One inference batch: the hook a subclass wraps to time or trace the batch with its refs at hand."""
+        return self.captioner.caption_decoded([decoded for _, decoded in batch])
 
 
 def _put(pending: _Queue, item: tuple[ImageRef, Decoded] | Skipped | _Done, stop: threading.Event) -> bool:

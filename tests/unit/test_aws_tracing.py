@@ -176,9 +176,13 @@ def test_outside_lambda_the_tracer_sends_nothing(
 
 
 def test_annotations_name_one_object_and_count_a_batch() -> None:
+    """Catches a bucket or key taken from anywhere but the ref's own S3 location, or a batch that is not counted."""
+    from imgcaption.ports import ImageRef
+    from imgcaption_aws.events import object_ref
     from imgcaption_aws.tracing import annotations_for
 
-    assert annotations_for(["s3://photos/a b+c.jpg"]) == {"bucket": "photos", "key": "a b+c.jpg"}
-    assert annotations_for(["s3://photos/a.jpg", "s3://photos/b.jpg"]) == {"bucket": "photos", "images": 2}
-    assert annotations_for(["s3://photos/a.jpg", "s3://other/b.jpg"]) == {"images": 2}
-    assert annotations_for(["/srv/local/a.jpg"]) == {"key": "/srv/local/a.jpg"}
+    cat, dog, other = object_ref("photos", "a b+c.jpg"), object_ref("photos", "b.jpg"), object_ref("other", "b.jpg")
+    assert annotations_for([cat]) == {"bucket": "photos", "key": "a b+c.jpg"}
+    assert annotations_for([cat, dog]) == {"bucket": "photos", "images": 2}
+    assert annotations_for([cat, other]) == {"images": 2}
+    assert annotations_for([ImageRef("/srv/local/a.jpg")]) == {"key": "/srv/local/a.jpg"}

@@ -169,4 +169,4 @@ def test_a_failing_store_stops_the_run_loudly(tiny_captioner: Captioner) -> None
 
     source = MemorySource({f"mem://{i}": jpeg("red") for i in range(20)})
     with pytest.raises(errors.StoreError, match="disk full"):
-        Pipeline(source, FullDisk(), tiny_captioner, batch_size=2, prefetch_batches=1).run()
+        Pipeline(source, FullDisk(), tiny_captioner, batch_size=2).run()

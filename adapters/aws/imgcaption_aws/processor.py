@@ -46,7 +46,7 @@ from imgcaption_aws.events import (
     supersedes,
 )
 from imgcaption_aws.source import S3Source
-from imgcaption_aws.tracing import NO_SPANS, STORE_WRITE, Spans, TracedPipeline, TracedSource, traced_captioner
+from imgcaption_aws.tracing import NO_SPANS, STORE_WRITE, Spans, TracedPipeline, TracedSource
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -137,7 +137,7 @@ class _GuardedStore:
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         try:
-            with self.spans.span(STORE_WRITE, [outcome.ref.uri for outcome in outcomes]):
+            with self.spans.span(STORE_WRITE, [outcome.ref for outcome in outcomes]):
                 self.inner.record(outcomes)
         except ImgCaptionError as exc:
             logger.warning("recording %d outcomes failed, they will be retried: %s", len(outcomes), exc)
@@ -227,7 +227,7 @@ class EventProcessor:
         pipeline = TracedPipeline(
             TracedSource(S3Source(self.s3, refs), self.spans),
             _GuardedStore(self.store, report, self.spans),
-            traced_captioner(self.captioner, self.spans),
+            self.captioner,
             batch_size=batch_size,
             record_retryable_failures=False,
             on_outcome=lambda outcome: _note(outcome, report),

@@ -17,18 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imgcaption.pipeline import Pipeline
 from imgcaption.ports import ImageRef, ImageSource, Skipped
-from imgcaption.results import Caption, CaptionFailure
+from imgcaption_aws.events import S3ObjectRef
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-    from imgcaption.captioner import Captioner
-    from imgcaption.images import LoadedImage
     from imgcaption.pipeline import Decoded
+    from imgcaption.results import Caption, CaptionFailure
 
 DOWNLOAD = "s3_download"
 DECODE = "decode"
@@ -38,13 +37,13 @@ NAMESPACE = "imgcaption"
 
 
 class Spans(Protocol):
-    """Opens a span named ``name`` about the objects ``uris``; exceptions raised inside are recorded on it."""
+    """Opens a span named ``name`` about the objects ``refs``; exceptions raised inside are recorded on it."""
 
-    def span(self, name: str, uris: Sequence[str]) -> AbstractContextManager[object]: ...
+    def span(self, name: str, refs: Sequence[ImageRef]) -> AbstractContextManager[object]: ...
 
 
 class _NoSpans:
-    def span(self, name: str, uris: Sequence[str]) -> AbstractContextManager[object]:
+    def span(self, name: str, refs: Sequence[ImageRef]) -> AbstractContextManager[object]:
         return nullcontext()
 
 
@@ -58,37 +57,33 @@ class TracerSpans:
     tracer: Tracer
 
     @contextmanager
-    def span(self, name: str, uris: Sequence[str]) -> Iterator[object]:
+    def span(self, name: str, refs: Sequence[ImageRef]) -> Iterator[object]:
         with self.tracer.provider.in_subsegment(name=name) as subsegment:
             segment: Any = subsegment  # its put_annotation wants a numbers.Number, which mypy never matches an int to
             if segment is not None:  # None: the SDK is on but has no trace to join (outside Lambda); nothing to say
-                for key, value in annotations_for(uris).items():
+                for key, value in annotations_for(refs).items():
                     segment.put_annotation(key, value)
-                if len(uris) > 1:
-                    segment.put_metadata("uris", list(uris), namespace=NAMESPACE)
+                if len(refs) > 1:
+                    segment.put_metadata("uris", [ref.uri for ref in refs], namespace=NAMESPACE)
             yield subsegment
 
 
-def annotations_for(uris: Sequence[str]) -> dict[str, str | int]:
-    """``bucket`` and ``key`` for one object; ``images`` and the shared ``bucket`` (if any) for several."""
-    locations = [_split(uri) for uri in uris]
-    buckets = {bucket for bucket, _ in locations}
+def annotations_for(refs: Sequence[ImageRef]) -> dict[str, str | int]:
+    """``bucket`` and ``key`` for one object; ``images`` and the shared ``bucket`` (if any) for several.
+
+    The bucket and key are the ref's own :class:`~imgcaption_aws.uris.S3Location`; any other ref (a local path)
+    is a key without a bucket.
+    """
+    locations = [ref.location if isinstance(ref, S3ObjectRef) else None for ref in refs]
+    buckets = {location.bucket if location else "" for location in locations}
     found: dict[str, str | int] = {}
     if len(buckets) == 1 and "" not in buckets:
         found["bucket"] = next(iter(buckets))
-    if len(locations) == 1:
-        found["key"] = locations[0][1]
+    if len(refs) == 1:
+        found["key"] = locations[0].key if locations[0] else refs[0].uri
     else:
-        found["images"] = len(locations)
+        found["images"] = len(refs)
     return found
-
-
-def _split(uri: str) -> tuple[str, str]:
-    """``(bucket, key)`` of an ``s3://`` URI; anything else (a local path) is a key without a bucket."""
-    if uri.startswith("s3://"):
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        return bucket, key
-    return "", uri
 
 
 class TracedSource:
@@ -102,41 +97,21 @@ class TracedSource:
         return self.inner.iter_refs()
 
     def read(self, ref: ImageRef, max_bytes: int) -> bytes:
-        with self.spans.span(DOWNLOAD, [ref.uri]):
+        with self.spans.span(DOWNLOAD, [ref]):
             return self.inner.read(ref, max_bytes)
-
-
-class _TracedCaptioner:
-    """The captioner with each inference batch in an ``inference_batch`` span; everything else passes through."""
-
-    def __init__(self, inner: Captioner, spans: Spans) -> None:
-        self._inner = inner
-        self._spans = spans
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def caption_decoded(
-        self, decoded: Sequence[tuple[LoadedImage, float] | CaptionFailure], **options: Any
-    ) -> list[Caption | CaptionFailure]:
-        uris = [entry.source if isinstance(entry, CaptionFailure) else entry[0].source for entry in decoded]
-        with self._spans.span(INFERENCE, uris):
-            return self._inner.caption_decoded(decoded, **options)
-
-
-def traced_captioner(captioner: Captioner, spans: Spans) -> Captioner:
-    """``captioner`` itself when nothing is traced, otherwise a stand-in that traces its inference batches."""
-    if spans is NO_SPANS:
-        return captioner
-    return cast("Captioner", _TracedCaptioner(captioner, spans))
 
 
 @dataclass
 class TracedPipeline(Pipeline):
-    """The core pipeline with each image's fetch-and-decode in a ``decode`` span (its ``s3_download`` inside it)."""
+    """The core pipeline with each image's fetch-and-decode in a ``decode`` span (its ``s3_download`` inside it) and
+    each inference batch in an ``inference_batch`` span."""
 
     spans: Spans = field(default=NO_SPANS)
 
     def _decode(self, ref: ImageRef) -> Decoded:
-        with self.spans.span(DECODE, [ref.uri]):
+        with self.spans.span(DECODE, [ref]):
             return super()._decode(ref)
+
+    def _caption_batch(self, batch: list[tuple[ImageRef, Decoded]]) -> list[Caption | CaptionFailure]:
+        with self.spans.span(INFERENCE, [ref for ref, _ in batch]):
+            return super()._caption_batch(batch)
