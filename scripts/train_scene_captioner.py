@@ -2,7 +2,7 @@
 
 The model is a real ``VisionEncoderDecoderModel`` (ViT encoder + GPT-2 decoder with cross-attention) with the real
 GPT-2 tokenizer and preprocessor config of nlpconnect/vit-gpt2-image-captioning, shrunk so it trains on two CPU cores.
-What makes that feasible (issue 9):
+What makes that feasible:
 
 1. Reduced-vocabulary training. Captions use ~15 GPT-2 tokens. Training runs a copy of the model whose decoder has
    one embedding row per used token plus one row standing for all ``V - K`` other tokens, with ``log(V - K)`` added

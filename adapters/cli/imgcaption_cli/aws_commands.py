@@ -13,9 +13,8 @@ from typing import Any
 
 import click
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
+from imgcaption_cli.options import EXIT_INTERRUPTED, UsageFailure
+from imgcaption_cli.options import EXIT_SOME_FAILED as EXIT_SOME_FAILED  # backfill_command takes it from here
 
 
 def _settings(**overrides: Any) -> Any:
@@ -29,14 +28,9 @@ def _settings(**overrides: Any) -> Any:
         raise click.UsageError(str(exc)) from exc
 
 
-class _UsageFailure(click.ClickException):
-    """A problem with the arguments or the environment: exit 2, one line on stderr."""
-
-    exit_code = EXIT_USAGE
-
-
 def _fail(message: str) -> click.ClickException:
-    return _UsageFailure(message)
+    """A problem with the arguments or the environment: exit 2, one line on stderr."""
+    return UsageFailure(message)
 
 
 endpoint_option = click.option(
@@ -102,7 +96,7 @@ def worker(
     except ImgCaptionError as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     click.echo(
         json.dumps(
             {

@@ -146,7 +146,7 @@ def _scene_plan(settings: Settings, terminal: Terminal) -> DemoPlan | None:
     from imgcaption.captioner import Captioner
     from imgcaption.errors import ModelLoadError
 
-    try:  # imported by name: the trained model ships separately from this command (issue 9)
+    try:  # imported by name: an installation may lack the scene captioner, and then the demo uses random weights
         scene_model = importlib.import_module("imgcaption.testing.scene_model")
         from imgcaption.testing.scenes import HELD_OUT_SEED_OFFSET, generate_scene
     except ImportError as exc:
