@@ -21,6 +21,8 @@ CUSTOM_SETTINGS: dict[str, Any] = {
     "image_suffixes": [".png", ".jpg"],
     "notify_on_delete": True,
     "precision": "fp32",
+    "num_beams": 3,
+    "max_new_tokens": 20,
     "architecture": "arm64",
     "memory_mb": 4096,
     "timeout_s": 300,

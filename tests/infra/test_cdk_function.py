@@ -19,8 +19,6 @@ CONTRACT_ENVIRONMENT_NAMES = {
     "IMGCAPTION_TABLE_NAME",
     "IMGCAPTION_MODEL",
     "IMGCAPTION_PRECISION",
-    "IMGCAPTION_NUM_BEAMS",
-    "IMGCAPTION_MAX_LENGTH",
     "IMGCAPTION_MAX_BYTES",
     "IMGCAPTION_MAX_PIXELS",
     "IMGCAPTION_LOCAL_FILES_ONLY",
@@ -51,7 +49,7 @@ def test_function_is_a_container_image_with_the_lambda_handler(default: Synth) -
 
 def test_function_sizing_defaults_come_from_the_defaults_module(default: Synth) -> None:
     props = function_props(default)
-    assert props["MemorySize"] == defaults.MEMORY_MB == 1769
+    assert props["MemorySize"] == defaults.MEMORY_MB["vit-gpt2"]["int8"] == 1769
     assert props["Timeout"] == defaults.TIMEOUT_S == 120
     assert props["Architectures"] == ["x86_64"]
     assert "ReservedConcurrentExecutions" not in props
@@ -83,10 +81,8 @@ def test_environment_is_exactly_the_contract_with_the_core_settings(default: Syn
         "IMGCAPTION_TABLE_NAME": {"Ref": default.logical_id(default.stack.captions.table)},
         "IMGCAPTION_MODEL": "/opt/model",
         "IMGCAPTION_PRECISION": "int8",
-        "IMGCAPTION_NUM_BEAMS": "4",
-        "IMGCAPTION_MAX_LENGTH": "16",
         "IMGCAPTION_MAX_BYTES": str(50 * 1024 * 1024),
-        "IMGCAPTION_MAX_PIXELS": "58000000",  # what 1,769 MB affords beside the int8 model
+        "IMGCAPTION_MAX_PIXELS": "51000000",  # what 1,769 MB affords beside the int8 model
         "IMGCAPTION_LOCAL_FILES_ONLY": "true",
         "IMGCAPTION_THREADS": "1",
         "IMGCAPTION_BATCH_SIZE": "10",
@@ -96,17 +92,24 @@ def test_environment_is_exactly_the_contract_with_the_core_settings(default: Syn
     }
 
 
+def test_generation_options_are_the_families_own_unless_set(custom: Synth) -> None:
+    """Set, they reach the core settings; unset (the default synth above), the family's defaults apply."""
+    env = function_props(custom)["Environment"]["Variables"]
+    assert (env["IMGCAPTION_NUM_BEAMS"], env["IMGCAPTION_MAX_NEW_TOKENS"]) == ("3", "20")
+    assert "IMGCAPTION_MAX_LENGTH" not in env
+
+
 def test_the_pixel_cap_follows_from_the_memory_beside_the_model(default: Synth, custom: Synth) -> None:
     """(memory − the model's peak RSS − 256 MB for the batch) / 17 B per pixel, the worst measured decode (WebP)."""
-    # 1769 MB, int8: (1769 − 561 − 256) MiB / 17 B = 58.7 MP → 58 MP
-    assert function_props(default)["Environment"]["Variables"]["IMGCAPTION_MAX_PIXELS"] == "58000000"
-    # 4096 MB, fp32: (4096 − 1354 − 256) MiB / 17 B = 153 MP → the 100 MP ceiling
+    # 1769 MB, int8: (1769 − 678 − 256) MiB / 17 B = 51.5 MP → 51 MP
+    assert function_props(default)["Environment"]["Variables"]["IMGCAPTION_MAX_PIXELS"] == "51000000"
+    # 4096 MB, fp32: (4096 − 1587 − 256) MiB / 17 B = 139 MP → the 100 MP ceiling
     assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_MAX_PIXELS"] == "100000000"
 
 
 @pytest.mark.parametrize(
     ("memory_mb", "precision", "megapixels"),
-    [(1024, "int8", 12), (2048, "int8", 75), (3008, "int8", 100), (1769, "fp32", 9), (128, "int8", 1)],
+    [(1024, "int8", 5), (2048, "int8", 68), (3008, "int8", 100), (2624, "fp32", 48), (128, "int8", 1)],
 )
 def test_the_memory_rule_scales_with_memory_and_model_and_never_reaches_zero(
     memory_mb: int, precision: defaults.Precision, megapixels: int
@@ -116,7 +119,7 @@ def test_the_memory_rule_scales_with_memory_and_model_and_never_reaches_zero(
 
 def test_a_pixel_cap_set_in_the_context_wins_over_the_memory_rule() -> None:
     assert max_pixels(StackSettings(max_pixels=20_000_000)) == 20_000_000
-    assert max_pixels(StackSettings()) == max_pixels_for_memory(defaults.MEMORY_MB, defaults.PRECISION)
+    assert max_pixels(StackSettings()) == max_pixels_for_memory(1769, defaults.PRECISION)
 
 
 def test_threads_follow_the_whole_vcpus_the_memory_buys(custom: Synth) -> None:
@@ -128,7 +131,7 @@ def test_precision_reaches_both_the_environment_and_the_image_build(custom: Synt
     assert function_props(custom)["Environment"]["Variables"]["IMGCAPTION_PRECISION"] == "fp32"
     (image,) = custom.assets_manifest()["dockerImages"].values()
     assert image["source"]["dockerBuildArgs"]["PRECISION"] == "fp32"
-    assert image["source"]["dockerBuildTarget"] == "runtime-fp32"  # exact mode needs torch: not the slim stage
+    assert image["source"]["dockerBuildTarget"] == "runtime-torch"  # exact mode needs torch: not the slim stage
     assert image["source"]["platform"] == "linux/arm64"
 
 
@@ -162,6 +165,7 @@ def test_image_is_built_from_the_repository_root_with_the_pinned_model(default: 
     assert source["dockerBuildArgs"] == {
         "MODEL_ID": "nlpconnect/vit-gpt2-image-captioning",
         "MODEL_REVISION": "dc68f91c06a1ba6f15268e5b9c13ae7a7c514084",
+        "MODEL_FAMILY": "vit-gpt2",
         "PRECISION": "int8",
     }
     assert source["dockerBuildTarget"] == "runtime"  # the slim int8 ONNX stage, without torch

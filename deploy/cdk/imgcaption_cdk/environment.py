@@ -14,6 +14,7 @@ MODEL: Final = "IMGCAPTION_MODEL"
 PRECISION: Final = "IMGCAPTION_PRECISION"
 NUM_BEAMS: Final = "IMGCAPTION_NUM_BEAMS"
 MAX_LENGTH: Final = "IMGCAPTION_MAX_LENGTH"
+MAX_NEW_TOKENS: Final = "IMGCAPTION_MAX_NEW_TOKENS"
 MAX_BYTES: Final = "IMGCAPTION_MAX_BYTES"
 MAX_PIXELS: Final = "IMGCAPTION_MAX_PIXELS"
 LOCAL_FILES_ONLY: Final = "IMGCAPTION_LOCAL_FILES_ONLY"
@@ -31,13 +32,17 @@ def threads_for_memory(memory_mb: int) -> int:
     return max(1, memory_mb // defaults.MB_PER_VCPU)
 
 
-def max_pixels_for_memory(memory_mb: int, precision: defaults.Precision) -> int:
+def max_pixels_for_memory(
+    memory_mb: int, precision: defaults.Precision, family: defaults.Family = defaults.FAMILY
+) -> int:
     """The pixel cap the function's memory affords: what is left beside the model's peak and a batch's headroom,
     divided by the worst measured decode cost per pixel; whole megapixels, at least 1, at most the 100 MP ceiling.
 
-    1,769 MB with int8 (the default) affords 58 MP; 4,096 MB with fp32 affords 153 MP, so gets the ceiling.
+    1,769 MB with vit-gpt2 in int8 (the default) affords 51 MP; 4,096 MB with fp32 affords 139 MP, so gets the
+    ceiling.
     """
-    spare_bytes = (memory_mb - defaults.MODEL_PEAK_RSS_MB[precision] - defaults.BATCH_HEADROOM_MB) * 2**20
+    peak_mb = defaults.MODEL_PEAK_RSS_MB[family][precision]
+    spare_bytes = (memory_mb - peak_mb - defaults.BATCH_HEADROOM_MB) * 2**20
     megapixels = spare_bytes // defaults.DECODE_BYTES_PER_PIXEL // 1_000_000
     return min(defaults.MAX_PIXELS, max(1, megapixels) * 1_000_000)
 
@@ -46,7 +51,13 @@ def max_pixels(settings: StackSettings) -> int:
     """``max_pixels`` when the deployment sets it, otherwise what the memory affords."""
     if "max_pixels" in settings.model_fields_set:
         return settings.max_pixels
-    return max_pixels_for_memory(settings.memory_mb, settings.precision)
+    return max_pixels_for_memory(settings.memory_mb, settings.precision, settings.model_family)
+
+
+def generation_environment(settings: StackSettings) -> dict[str, str]:
+    """The generation options the deployment sets; those it leaves out are the model family's defaults."""
+    options = {NUM_BEAMS: settings.num_beams, MAX_LENGTH: settings.max_length, MAX_NEW_TOKENS: settings.max_new_tokens}
+    return {name: str(value) for name, value in options.items() if value is not None}
 
 
 def function_environment(settings: StackSettings, table_name: str) -> dict[str, str]:
@@ -55,8 +66,7 @@ def function_environment(settings: StackSettings, table_name: str) -> dict[str, 
         TABLE_NAME: table_name,
         MODEL: defaults.MODEL_DIR_IN_IMAGE,
         PRECISION: settings.precision,
-        NUM_BEAMS: str(settings.num_beams),
-        MAX_LENGTH: str(settings.max_length),
+        **generation_environment(settings),
         MAX_BYTES: str(settings.max_bytes),
         MAX_PIXELS: str(max_pixels(settings)),
         LOCAL_FILES_ONLY: "true",

@@ -57,10 +57,12 @@ def image_code(settings: StackSettings) -> lambda_.DockerImageCode:
         build_args={
             "MODEL_ID": settings.model_id,
             "MODEL_REVISION": settings.model_revision,
+            "MODEL_FAMILY": settings.model_family,  # the build fails if the model's config.json names another
             "PRECISION": settings.precision,
         },
-        # int8 runs the ONNX artifact in the slim stage (no torch); fp32 needs the stage with torch and transformers
-        target="runtime-fp32" if settings.precision == "fp32" else "runtime",
+        # vit-gpt2 in int8 runs its ONNX artifact in the slim stage (no torch); every other family, and fp32, runs in
+        # the stage with torch and transformers
+        target=settings.image_target,
         cmd=[defaults.HANDLER_CMD],
         platform=platform,
         exclude=list(ASSET_EXCLUDES),

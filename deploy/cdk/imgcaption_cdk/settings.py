@@ -8,7 +8,7 @@ strings and are coerced by pydantic.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +28,13 @@ LOG_RETENTION_CHOICES: dict[int, str] = {
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # S3's general purpose bucket naming rules: 3-63 characters, lower case, digits, dots and hyphens.
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_FAMILIES: tuple[str, ...] = get_args(defaults.Family)
+# Settings whose default follows from the model: an empty command-line value (or null) asks for that default.
+_FOLLOW_THE_MODEL = ("model_family", "model_revision", "memory_mb")
+
+
+def _unset(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "null"})
 
 
 class StackSettings(BaseModel):
@@ -54,15 +61,30 @@ class StackSettings(BaseModel):
 
     # model
     model_id: str = Field(default=defaults.MODEL_ID, min_length=1)
-    model_revision: str = Field(default=defaults.MODEL_REVISION, pattern=r"^[0-9a-f]{40}$")
+    model_family: defaults.Family = Field(
+        default=defaults.FAMILY,
+        description="The model's family; known for the reference models (defaults.REFERENCE_MODELS), required for "
+        "any other. It picks the image's build stage and the memory default; the build checks it.",
+    )
+    model_revision: str = Field(
+        default=defaults.MODEL_REVISION,
+        pattern=r"^[0-9a-f]{40}$",
+        description="The commit to build from; required for any model but the default one.",
+    )
     precision: defaults.Precision = defaults.PRECISION
-    num_beams: int = Field(default=defaults.NUM_BEAMS, ge=1, le=16)
-    max_length: int = Field(default=defaults.MAX_LENGTH, ge=2, le=256)
+    num_beams: int | None = Field(default=None, ge=1, le=16, description="None: the family's default.")
+    max_length: int | None = Field(default=None, ge=2, le=256, description="None: the family's default.")
+    max_new_tokens: int | None = Field(default=None, ge=1, le=255, description="Replaces max_length when set.")
     max_bytes: int = Field(default=defaults.MAX_BYTES, ge=1)
     max_pixels: int = Field(default=defaults.MAX_PIXELS, ge=1)
 
     # function
-    memory_mb: int = Field(default=defaults.MEMORY_MB, ge=128, le=10240)
+    memory_mb: int = Field(
+        default=defaults.MEMORY_MB[defaults.FAMILY][defaults.PRECISION],
+        ge=128,
+        le=10240,
+        description="Default: the family's measured size for the precision (defaults.MEMORY_MB).",
+    )
     timeout_s: int = Field(default=defaults.TIMEOUT_S, ge=1, le=900)
     architecture: defaults.Architecture = defaults.ARCHITECTURE
     reserved_concurrency: int | None = Field(default=defaults.RESERVED_CONCURRENCY, ge=1)
@@ -88,13 +110,58 @@ class StackSettings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("reserved_concurrency", "max_concurrency", "alarm_email", "bucket_name", mode="before")
+    @field_validator(
+        "reserved_concurrency",
+        "max_concurrency",
+        "alarm_email",
+        "bucket_name",
+        "num_beams",
+        "max_length",
+        "max_new_tokens",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         """Let the command line switch an optional setting off with ``-c imgcaption:alarm_email=``."""
-        if isinstance(value, str) and value.strip().lower() in {"", "none", "null"}:
+        if _unset(value):
             return None
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _follow_the_model(cls, data: Any) -> Any:
+        """Fill in what follows from ``model_id`` (family, and the pinned revision of the default model) and from
+        family and precision (memory), where the context leaves it out; refuse a model the stack cannot place."""
+        if not isinstance(data, dict):
+            return data
+        values = {name: value for name, value in data.items() if not (name in _FOLLOW_THE_MODEL and _unset(value))}
+        model_id = values.get("model_id", defaults.MODEL_ID)
+        if not isinstance(model_id, str):
+            return values
+        if model_id in defaults.REMOTE_CODE_MODELS:
+            raise ValueError(
+                f"model_id {model_id!r} ships remote code in a layout transformers 5 does not load natively; "
+                f"use {defaults.REMOTE_CODE_MODELS[model_id]!r}, the same weights in the native layout"
+            )
+        known = defaults.REFERENCE_MODELS.get(model_id)
+        family = values.setdefault("model_family", known)
+        if family is None:
+            raise ValueError(
+                f"the stack does not know the family of model_id {model_id!r}: set model_family to one of "
+                f"{', '.join(_FAMILIES)} (the image build checks it against the model's config.json), and memory_mb "
+                "if the model is larger than its family's reference model"
+            )
+        if known is not None and family != known:
+            raise ValueError(f"model_id {model_id!r} is a {known} model, not {family}: drop model_family or fix it")
+        if "model_revision" not in values and model_id != defaults.MODEL_ID:
+            raise ValueError(
+                f"pin model_revision (a 40-digit commit) for {model_id!r}, so that a moved hub branch never changes "
+                f"what is deployed: `git ls-remote https://huggingface.co/{model_id} refs/heads/main` prints it"
+            )
+        precision = values.get("precision", defaults.PRECISION)
+        if "memory_mb" not in values and family in defaults.MEMORY_MB and precision in get_args(defaults.Precision):
+            values["memory_mb"] = defaults.MEMORY_MB[family][precision]
+        return values
 
     @field_validator("watch_prefix")
     @classmethod
@@ -142,7 +209,21 @@ class StackSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        """Reject combinations that synthesize but misbehave in AWS (throttling, rejected event source)."""
+        """Reject combinations that synthesize but misbehave in AWS (throttling, rejected event source, a function
+        that cannot hold its model, generation options the model's family refuses at its first invocation)."""
+        needed = defaults.MODEL_PEAK_RSS_MB[self.model_family][self.precision] + defaults.BATCH_HEADROOM_MB
+        if self.memory_mb < needed:
+            raise ValueError(
+                f"memory_mb {self.memory_mb} cannot hold the {self.model_family} model in {self.precision}: its "
+                f"measured peak is {needed - defaults.BATCH_HEADROOM_MB} MB, plus {defaults.BATCH_HEADROOM_MB} MB "
+                f"for a batch of images; its default is {defaults.MEMORY_MB[self.model_family][self.precision]} MB"
+            )
+        if self.max_length is not None and self.max_new_tokens is not None:
+            raise ValueError("set max_length or max_new_tokens, not both (max_new_tokens would win)")
+        if self.model_family == "chat" and self.max_length is not None:
+            raise ValueError(
+                "a chat model's max_length would count its instruction and image tokens: set max_new_tokens instead"
+            )
         if self.batch_size > 10 and self.max_batching_window_s == 0:
             raise ValueError("batch_size above 10 needs max_batching_window_s >= 1 (an SQS event source rule)")
         if self.reserved_concurrency is not None:
@@ -161,6 +242,11 @@ class StackSettings(BaseModel):
     def visibility_timeout_s(self) -> int:
         """AWS guidance for SQS event sources: 6x the function timeout plus the batching window."""
         return defaults.VISIBILITY_TIMEOUT_FACTOR * self.timeout_s + self.max_batching_window_s
+
+    @property
+    def image_target(self) -> defaults.ImageTarget:
+        """The Dockerfile stage the image is built to: it follows the model's family and the precision."""
+        return defaults.image_target(self.model_family, self.precision)
 
     @property
     def retain(self) -> bool:
