@@ -417,7 +417,8 @@ def _layered(defaults: GenerationOptions, overrides: dict[str, Any]) -> Generati
 
 
 def _apply_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
-    """fp32 is the model as published; fast modes and pre-quantized artifacts are the registry's."""
+    """fp32 is the model as published; fast modes and pre-quantized artifacts are the registry's (``loaded`` was
+    loaded for this Captioner alone, so it may be changed in place)."""
     from imgcaption.backends.registry import prepare_for_precision
 
-    return prepare_for_precision(loaded, precision)
+    return prepare_for_precision(loaded, precision, owned=True)

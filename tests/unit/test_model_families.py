@@ -253,6 +253,23 @@ def test_int8_quantizes_a_familys_linear_layers(family: str, family_dirs: dict[s
     assert caption.precision == "int8" and caption.text
 
 
+def test_int8_quantizes_a_model_it_loaded_itself_in_place_and_a_shared_one_as_a_copy(
+    family_dirs: dict[str, Path],
+) -> None:
+    """In place, the fp32 weights are not held twice while quantizing; a model someone else holds is left as it is."""
+    from imgcaption.backends.registry import load_model, prepare_for_precision
+
+    shared = load_model(str(family_dirs["blip"]))
+    copied = prepare_for_precision(shared, "int8")
+    assert copied.model is not shared.model
+    assert any(type(module) is torch.nn.Linear for module in shared.model.modules())  # still fp32
+
+    owned = load_model(str(family_dirs["blip"]))
+    quantized = prepare_for_precision(owned, "int8", owned=True)
+    assert quantized.model is owned.model
+    assert not any(type(module) is torch.nn.Linear for module in owned.model.modules())
+
+
 def test_imgcaption_optimize_refuses_another_family(family_dirs: dict[str, Path], tmp_path: Path) -> None:
     from imgcaption.backends.export import save_torch_artifact
 

@@ -290,11 +290,12 @@ def default_precision(loaded: LoadedModel) -> Precision:
     return precision_on(loaded.provenance, loaded.device)
 
 
-def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedModel:
+def prepare_for_precision(loaded: LoadedModel, precision: Precision, *, owned: bool = False) -> LoadedModel:
     """The model computing in ``precision``; a pre-quantized artifact is used as it is.
 
     int8 runs on the CPU (the vit-gpt2 int8 runtime, or ``quantize_dynamic`` of another family's Linear layers);
-    fp16 and bf16 run on a GPU.
+    fp16 and bf16 run on a GPU. ``owned``: nothing else holds ``loaded`` (it was loaded for this), so another family's
+    model may be quantized in place rather than copied.
     """
     have = loaded_precision(loaded)
     if have == precision:
@@ -316,7 +317,7 @@ def prepare_for_precision(loaded: LoadedModel, precision: Precision) -> LoadedMo
             return int8_from_loaded(loaded)
         from imgcaption.backends.transformers_generate import int8_dynamic
 
-        return int8_dynamic(loaded, FAMILIES[loaded.family])
+        return int8_dynamic(loaded, FAMILIES[loaded.family], in_place=owned)
     if loaded.device == "cpu":
         raise ConfigurationError(
             f"{precision} is a GPU precision and {loaded.model_id} is on the CPU: use fp32 or int8 there, or "

@@ -129,8 +129,12 @@ def with_model(loaded: LoadedModel, family: Family, model: Any) -> LoadedModel:
     return loaded_family_model(family, model, loaded.processor, loaded.model_id, loaded.revision, loaded.provenance)
 
 
-def int8_dynamic(loaded: LoadedModel, family: Family) -> LoadedModel:
-    """Linear layers with int8 weights and dynamically quantized activations (``quantize_dynamic``), on the CPU."""
+def int8_dynamic(loaded: LoadedModel, family: Family, *, in_place: bool = False) -> LoadedModel:
+    """Linear layers with int8 weights and dynamically quantized activations (``quantize_dynamic``), on the CPU.
+
+    ``in_place`` quantizes ``loaded``'s own model instead of a copy: for a caller that loaded the model for this
+    and nothing else holds it, it saves holding the fp32 weights twice (BLIP-base: a peak of 1.9 GB instead of 2.5).
+    """
     import torch
 
     if loaded.device != "cpu":
@@ -140,6 +144,6 @@ def int8_dynamic(loaded: LoadedModel, family: Family) -> LoadedModel:
         # eager dynamic quantization used here still ships and works in every torch this package supports.
         warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
         quantized = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            loaded.model, {torch.nn.Linear}, dtype=torch.qint8
+            loaded.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=in_place
         )
     return with_model(loaded, family, quantized)
