@@ -8,6 +8,7 @@ from typing import cast
 
 import click
 
+from imgcaption.backends.cpu_int8 import INT8_TARGETS
 from imgcaption_cli.options import UsageFailure, prompt_option
 
 
@@ -23,7 +24,7 @@ from imgcaption_cli.options import UsageFailure, prompt_option
 )
 @click.option(
     "--int8-target",
-    type=click.Choice(["auto", "avx2", "vnni", "arm"]),
+    type=click.Choice(["auto", *INT8_TARGETS]),
     default="auto",
     show_default=True,
     help="The CPUs the onnx artifact is for: avx2 (x86 without VNNI: 7-bit weights, safe on any x86), vnni (x86 "
