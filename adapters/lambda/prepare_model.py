@@ -10,6 +10,9 @@ precision it picks the runtime stage:
   the model stays as downloaded, loaded once here to prove it runs on this transformers without remote code; int8
   there is torch's dynamic quantization of the linear layers, applied at load.
 
+The int8 weights are quantized for the architecture the image is built for (BuildKit's ``TARGETARCH``): 7-bit for
+``amd64``, as a Lambda x86 host may lack VNNI, full 8-bit for ``arm64`` (Graviton's dot-product instructions).
+
 The stage's name is written next to the model (``imgcaption-image-stage``), and each runtime stage refuses to
 build around a model prepared for the other. ``FAMILY``, when given (the CDK passes the family it sized the function
 for), must be the family the config names.
@@ -18,10 +21,14 @@ for), must be the family the config names.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from imgcaption.backends.cpu_int8 import Int8Target
 
 Stage = Literal["runtime", "runtime-torch"]
 
@@ -38,6 +45,11 @@ def image_stage(family: str, precision: str) -> Stage:
     if precision not in PRECISIONS:
         raise SystemExit(f"PRECISION must be one of {', '.join(PRECISIONS)} on Lambda (a CPU); got {precision!r}")
     return ONNX_STAGE if family == VIT_GPT2 and precision == "int8" else TORCH_STAGE
+
+
+def int8_target_for(architecture: str | None) -> Int8Target:
+    """The ``--int8-target`` of an image built for BuildKit's ``TARGETARCH`` (x86 when it is not set)."""
+    return "arm" if architecture == "arm64" else "avx2"
 
 
 def model_family(source: Path) -> str:
@@ -66,7 +78,7 @@ def prepare(source: Path, target: Path, precision: str, expected_family: str = "
     if stage == ONNX_STAGE:
         from imgcaption.backends.export import save_onnx_artifact
 
-        save_onnx_artifact(source, target)
+        save_onnx_artifact(source, target, int8_target=int8_target_for(os.environ.get("TARGETARCH")))
         shutil.rmtree(source)
     else:
         from imgcaption.backends.registry import load_model

@@ -230,7 +230,16 @@ def test_vit_gpt2_in_int8_becomes_the_onnx_artifact_of_the_slim_stage(tmp_path: 
     assert not source.exists()
     assert {"encoder.onnx", "decoder.onnx", PROVENANCE_FILE, STAGE_FILE} <= set(saved_files(tmp_path / "model"))
     assert read_provenance(tmp_path / "model")["backend"] == "onnxruntime"
+    assert read_provenance(tmp_path / "model")["int8_target"] == "avx2"  # x86 when TARGETARCH is not set
     assert (tmp_path / "model" / STAGE_FILE).read_text().strip() == "runtime"
+
+
+@pytest.mark.parametrize(("architecture", "target"), [("amd64", "avx2"), ("arm64", "arm"), (None, "avx2")])
+def test_the_int8_weights_are_quantized_for_the_image_s_architecture(architecture: str | None, target: str) -> None:
+    from prepare_model import int8_target_for
+
+    assert int8_target_for(architecture) == target
+    assert "ARG TARGETARCH" in (Path(prepare_model.__file__).parent / "Dockerfile").read_text()
 
 
 def test_a_family_that_is_not_the_configs_fails_the_build_naming_both(

@@ -46,17 +46,18 @@ def image_target(family: Family, precision: Precision) -> ImageTarget:
 
 
 # --- function sizing (benchmark) -----------------------------------------------------------------------------
-# BENCHMARKS.md (int8 ONNX Runtime, full-size model): 0.50 CPU-s per image at batches of 4-16, peak RSS 519-561 MB,
-# cold start ~2 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($14.4 per million images); 2,048 MB buys
-# 0.16 vCPU that one thread cannot use ($16.7), and two threads at 4,096 MB finish sooner but cost more (~$24).
+# BENCHMARKS.md (int8 ONNX Runtime, full-size model, recorded run of round 2): 0.48-0.49 CPU-s per image at batches
+# of 4-16, peak RSS ~600 MB, cold start ~1.5 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($13.95 per
+# million images of compute, $15.2 with every request); 2,048 MB buys 0.16 vCPU that one thread cannot use ($16.2),
+# and two threads at 4,096 MB finish sooner but cost more (~$32).
 # Every family and precision (deploy/cdk/README.md, Memory per model family): the model's peak RSS
 # (MODEL_PEAK_RSS_MB) + BATCH_HEADROOM_MB + DECODE_BUDGET_MB, rounded up to 64 MB, and at least one full vCPU.
 MEMORY_MB: Final[dict[Family, dict[Precision, int]]] = {
     "vit-gpt2": {"int8": 1769, "fp32": 2624},
-    "blip": {"int8": 4032, "fp32": 3840},
-    "git": {"int8": 3136, "fp32": 2688},
+    "blip": {"int8": 4096, "fp32": 3840},
+    "git": {"int8": 3072, "fp32": 2688},
     "florence2": {"int8": 4928, "fp32": 3776},
-    "chat": {"int8": 4096, "fp32": 3648},
+    "chat": {"int8": 3648, "fp32": 3648},
 }
 MB_PER_VCPU: Final = 1769  # Lambda allocates CPU in proportion to memory: 1 vCPU per 1,769 MB
 TIMEOUT_S: Final = 120  # a cold start (~2 s measured) plus a batch of 10 at ~0.5-1 s per image, with wide headroom
@@ -65,7 +66,7 @@ RESERVED_CONCURRENCY: Final[int | None] = None  # None: share the account pool
 PROVISIONED_CONCURRENCY: Final = 0  # 0: off (no idle cost); >0 keeps warm containers on the "live" alias
 
 # --- SQS event source (benchmark) --------------------------------------------------------------------------
-BATCH_SIZE: Final = 10  # benchmark: throughput grows with the batch (16 best, 8 within 15%); 10 needs no window
+BATCH_SIZE: Final = 10  # benchmark: CPU-s per image flat from batch 4 to 16 (0.484-0.490); 10 needs no window
 MAX_BATCHING_WINDOW_S: Final = 0  # 0: invoke as soon as messages arrive
 MAX_CONCURRENCY: Final[int | None] = None  # cap on concurrent invocations from the queue (2..1000)
 MAX_RECEIVE_COUNT: Final = 5  # deliveries before a message moves to the dead-letter queue
@@ -86,10 +87,10 @@ DECODE_BYTES_PER_PIXEL: Final = 17
 # vit-gpt2 int8 runs ONNX Runtime (BENCHMARKS.md: 561 MB cold, batch 1); every other row runs torch.
 MODEL_PEAK_RSS_MB: Final[dict[Family, dict[Precision, int]]] = {
     "vit-gpt2": {"int8": 678, "fp32": 1587},
-    "blip": {"int8": 2966, "fp32": 2793},
-    "git": {"int8": 2101, "fp32": 1608},
-    "florence2": {"int8": 3857, "fp32": 2703},
-    "chat": {"int8": 3014, "fp32": 2600},
+    "blip": {"int8": 3049, "fp32": 2793},
+    "git": {"int8": 2027, "fp32": 1608},
+    "florence2": {"int8": 3853, "fp32": 2703},
+    "chat": {"int8": 2561, "fp32": 2600},
 }
 BATCH_HEADROOM_MB: Final = 256  # a batch of ten reduced images at their largest (128 MB) and the source bytes read
 DECODE_BUDGET_MB: Final = 779  # the default sizes' room for decoding: a 48 MP photo at DECODE_BYTES_PER_PIXEL
