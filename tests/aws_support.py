@@ -1,4 +1,5 @@
-"""Test helpers every AWS test needs: moto_server on 127.0.0.1, the captions table, counted S3 object bodies."""
+"""Test helpers every AWS test needs: moto_server on 127.0.0.1, the captions table, counted S3 object bodies, and
+the mocked account `imgcaption backfill` talks to."""
 
 from __future__ import annotations
 
@@ -86,3 +87,21 @@ def count_body_reads(s3: Any) -> list[CountingBody]:
 
     s3.meta.events.register("after-call.s3.GetObject", wrap)
     return bodies
+
+
+@contextlib.contextmanager
+def backfill_account(bucket: str) -> Iterator[dict[str, Any]]:
+    """An in-process mocked account with ``bucket``, a ``work`` queue and a ``captions`` table (a DynamoDBStore)."""
+    import boto3
+    from moto import mock_aws
+
+    from imgcaption_aws.store import DynamoDBStore
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        s3.create_bucket(Bucket=bucket)
+        queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
+        create_captions_table(dynamodb, "captions")
+        yield {"s3": s3, "sqs": sqs, "queue_url": queue_url, "store": DynamoDBStore(dynamodb, "captions")}

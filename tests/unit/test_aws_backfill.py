@@ -13,9 +13,8 @@ from urllib.parse import unquote
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
-from aws_support import create_captions_table
+from aws_support import backfill_account
 from imgcaption.generation import GenerationOptions
 from imgcaption.ports import CaptionSignature, Outcome, Skipped
 from imgcaption.results import Caption
@@ -23,7 +22,6 @@ from imgcaption_aws import batch_operations as jobs
 from imgcaption_aws.backfill import BackfillOptions, _RateLimiter, enqueue_backfill
 from imgcaption_aws.events import refs_from_body
 from imgcaption_aws.source import iter_objects
-from imgcaption_aws.store import DynamoDBStore
 from imgcaption_aws.uris import S3Location
 
 BUCKET = "archive"
@@ -33,17 +31,11 @@ SIGNATURE = CaptionSignature("model", "rev", "int8", GenerationOptions())
 
 @pytest.fixture
 def aws(fake_aws_credentials: None) -> Iterator[dict[str, Any]]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
+    with backfill_account(BUCKET) as account:
         for key in KEYS:
-            s3.put_object(Bucket=BUCKET, Key=key, Body=b"jpeg")
-        s3.put_object(Bucket=BUCKET, Key="2023/readme.md", Body=b"not an image")
-        queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
-        create_captions_table(dynamodb, "captions")
-        yield {"s3": s3, "sqs": sqs, "queue_url": queue_url, "store": DynamoDBStore(dynamodb, "captions")}
+            account["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"jpeg")
+        account["s3"].put_object(Bucket=BUCKET, Key="2023/readme.md", Body=b"not an image")
+        yield account
 
 
 def queued_keys(aws: dict[str, Any]) -> list[str]:

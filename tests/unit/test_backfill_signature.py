@@ -15,14 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 from PIL import Image
 
-from aws_support import create_captions_table
+from aws_support import backfill_account
 from imgcaption import Captioner
 from imgcaption.backends.base import PROVENANCE_FILE
 from imgcaption.captioner import caption_signature
@@ -31,7 +29,6 @@ from imgcaption.testing.family_models import save_random_blip, save_random_flore
 from imgcaption_aws.events import S3ObjectRef
 from imgcaption_aws.settings import AwsSettings
 from imgcaption_aws.source import iter_objects
-from imgcaption_aws.store import DynamoDBStore
 from imgcaption_cli.backfill_command import backfill
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -127,14 +124,8 @@ BUCKET = "archive"
 
 @pytest.fixture
 def aws(fake_aws_credentials: None) -> Iterator[dict[str, Any]]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
-        create_captions_table(dynamodb, "captions")
-        yield {"s3": s3, "sqs": sqs, "queue_url": queue_url, "store": DynamoDBStore(dynamodb, "captions")}
+    with backfill_account(BUCKET) as account:
+        yield account
 
 
 def run_backfill(aws: dict[str, Any], *args: str) -> Any:

@@ -11,6 +11,15 @@ import click
 from imgcaption.backends.cpu_int8 import INT8_TARGETS
 from imgcaption_cli.options import UsageFailure, prompt_option
 
+images_option = click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Input image (repeatable); default: the examples/ pictures.",
+)
+"""The pictures both benchmarks caption: ``bench`` and ``bench-family``."""
+
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -89,13 +98,7 @@ def _refuse_other_families(model_dir: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="int8 ONNX Runtime artifact (built if absent); the onnx mode is skipped without onnxruntime.",
 )
-@click.option(
-    "--image",
-    "images",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Input image (repeatable); default: the examples/ pictures.",
-)
+@images_option
 @click.option("--threads", "threads", multiple=True, type=int, default=(1, 2), show_default=True)
 @click.option("--repeats", default=2, show_default=True, help="Passes over the images for latency.")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, default=(1, 4, 8, 16), show_default=True)
@@ -160,13 +163,7 @@ def bench(
 
 @click.command("bench-family")
 @click.argument("model_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--image",
-    "images",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Input image (repeatable); default: the examples/ pictures.",
-)
+@images_option
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch intra-op threads.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed passes over the images.")
 @click.option("--beams", type=click.IntRange(1, 16), default=None, help="[default: the family's]")
