@@ -109,6 +109,15 @@ def read_provenance(directory: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def read_artifact_configs(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An artifact's ``config.json`` and ``generation_config.json`` (empty when absent), as both int8 backends read
+    them; a missing or damaged ``config.json`` raises (each backend reports it with the rebuild command)."""
+    config = json.loads((directory / "config.json").read_text())
+    generation_path = directory / "generation_config.json"
+    generation_config = json.loads(generation_path.read_text()) if generation_path.is_file() else {}
+    return config, generation_config
+
+
 def local_revision(directory: Path, provenance: dict[str, Any]) -> str | None:
     """A local dir knows its revision from our provenance file, or from a hub cache ``snapshots/<commit>`` path."""
     recorded = provenance.get("revision")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imgcaption.backends.base import LoadedModel
+from imgcaption.backends.base import LoadedModel, read_artifact_configs
 from imgcaption.backends.cpu_int8 import cpu_flags, int8_target
 from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
 from imgcaption.backends.numpy_search import SearchSettings, beam_search, greedy
@@ -206,9 +206,7 @@ def load_onnx_artifact(
             source=str(directory),
         ) from exc
     try:
-        config = json.loads((directory / "config.json").read_text())
-        generation_path = directory / "generation_config.json"
-        generation_config = json.loads(generation_path.read_text()) if generation_path.is_file() else {}
+        config, generation_config = read_artifact_configs(directory)
         generation_config = {"length_penalty": None, "early_stopping": None, "pad_token_id": None, **generation_config}
         generation_config.setdefault("eos_token_id", config["decoder"].get("eos_token_id"))
         generation_config.setdefault("decoder_start_token_id", config.get("decoder_start_token_id"))

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imgcaption.backends.base import LoadedModel, TokenGenerator
+from imgcaption.backends.base import LoadedModel, TokenGenerator, read_artifact_configs
 from imgcaption.backends.numpy_io import ImagePreprocessor, TokenDecoder
 from imgcaption.errors import ConfigurationError, ModelLoadError
 
@@ -355,9 +355,7 @@ def load_artifact(directory: Path, provenance: Mapping[str, Any], model_id: str,
             source=str(directory),
         )
     try:
-        config = json.loads((directory / "config.json").read_text())
-        generation_path = directory / "generation_config.json"
-        generation_config = json.loads(generation_path.read_text()) if generation_path.is_file() else {}
+        config, generation_config = read_artifact_configs(directory)
         preprocessor = ImagePreprocessor(
             json.loads((directory / "preprocessor_config.json").read_text()), framework="pt"
         )
