@@ -129,6 +129,8 @@ def test_command_line_overrides_switch_the_model_and_its_memory_follows() -> Non
             "set max_new_tokens instead",
         ),
         ({"max_length": 20, "max_new_tokens": 20}, "not both"),
+        ({"prompt": "a photo of"}, "a vit-gpt2 model takes no prompt"),
+        ({"model_id": FLORENCE, "model_revision": COMMIT, "prompt": "describe it"}, "one of <CAPTION>"),
     ],
 )
 def test_a_model_the_stack_cannot_place_fails_the_synth_with_the_fix(overrides: dict[str, Any], message: str) -> None:
@@ -138,6 +140,19 @@ def test_a_model_the_stack_cannot_place_fails_the_synth_with_the_fix(overrides: 
 
 def test_the_families_are_the_cores() -> None:
     assert set(get_args(defaults.Family)) == set(FAMILIES)
+
+
+def test_the_prompt_rules_are_the_cores() -> None:
+    from imgcaption.backends.families import FLORENCE2_TASKS
+
+    assert defaults.FLORENCE2_TASKS == FLORENCE2_TASKS
+    assert set(defaults.PROMPTLESS_FAMILIES) == {name for name, family in FAMILIES.items() if family.prompt == "none"}
+
+
+def test_a_prompt_reaches_the_function_as_the_core_reads_it(tmp_path: Path) -> None:
+    context = {"imgcaption": {"model_id": BLIP, "model_revision": COMMIT, "prompt": "a photography of"}}
+    env = function_props(synth(tmp_path, context, outdir=tmp_path))["Environment"]["Variables"]
+    assert env["IMGCAPTION_PROMPT"] == "a photography of"
     assert set(defaults.REFERENCE_MODELS.values()) == set(FAMILIES)  # one measured reference model per family
     assert set(defaults.MEMORY_MB) == set(defaults.MODEL_PEAK_RSS_MB) == set(FAMILIES)
 

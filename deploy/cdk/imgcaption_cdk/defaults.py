@@ -12,6 +12,8 @@ from typing import Final, Literal
 Architecture = Literal["x86_64", "arm64"]
 Precision = Literal["fp32", "int8"]
 Family = Literal["vit-gpt2", "blip", "git", "florence2", "chat"]  # the core's model families (tests/infra pins them)
+PROMPTLESS_FAMILIES: Final[tuple[Family, ...]] = ("vit-gpt2", "git")  # the core refuses a prompt for these
+FLORENCE2_TASKS: Final = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")  # Florence-2's caption prompts
 ImageTarget = Literal["runtime", "runtime-torch"]  # build stages of adapters/lambda/Dockerfile
 
 # --- model baked into the image (build args of adapters/lambda/Dockerfile) ---------------------------------

@@ -15,6 +15,7 @@ PRECISION: Final = "IMGCAPTION_PRECISION"
 NUM_BEAMS: Final = "IMGCAPTION_NUM_BEAMS"
 MAX_LENGTH: Final = "IMGCAPTION_MAX_LENGTH"
 MAX_NEW_TOKENS: Final = "IMGCAPTION_MAX_NEW_TOKENS"
+PROMPT: Final = "IMGCAPTION_PROMPT"
 MAX_BYTES: Final = "IMGCAPTION_MAX_BYTES"
 MAX_PIXELS: Final = "IMGCAPTION_MAX_PIXELS"
 LOCAL_FILES_ONLY: Final = "IMGCAPTION_LOCAL_FILES_ONLY"
@@ -56,7 +57,12 @@ def max_pixels(settings: StackSettings) -> int:
 
 def generation_environment(settings: StackSettings) -> dict[str, str]:
     """The generation options the deployment sets; those it leaves out are the model family's defaults."""
-    options = {NUM_BEAMS: settings.num_beams, MAX_LENGTH: settings.max_length, MAX_NEW_TOKENS: settings.max_new_tokens}
+    options = {
+        NUM_BEAMS: settings.num_beams,
+        MAX_LENGTH: settings.max_length,
+        MAX_NEW_TOKENS: settings.max_new_tokens,
+        PROMPT: settings.prompt,
+    }
     return {name: str(value) for name, value in options.items() if value is not None}
 
 

@@ -75,6 +75,13 @@ class StackSettings(BaseModel):
     num_beams: int | None = Field(default=None, ge=1, le=16, description="None: the family's default.")
     max_length: int | None = Field(default=None, ge=2, le=256, description="None: the family's default.")
     max_new_tokens: int | None = Field(default=None, ge=1, le=255, description="Replaces max_length when set.")
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Text given with each image: BLIP's caption start, Florence-2's task token, a chat model's "
+        "instruction. None: the family's default. Part of every caption's identity in the table.",
+    )
     max_bytes: int = Field(default=defaults.MAX_BYTES, ge=1)
     max_pixels: int = Field(default=defaults.MAX_PIXELS, ge=1)
 
@@ -118,6 +125,7 @@ class StackSettings(BaseModel):
         "num_beams",
         "max_length",
         "max_new_tokens",
+        "prompt",
         mode="before",
     )
     @classmethod
@@ -224,6 +232,11 @@ class StackSettings(BaseModel):
             raise ValueError(
                 "a chat model's max_length would count its instruction and image tokens: set max_new_tokens instead"
             )
+        if self.prompt is not None and self.model_family in defaults.PROMPTLESS_FAMILIES:
+            raise ValueError(f"a {self.model_family} model takes no prompt: leave prompt unset")
+        tasks = defaults.FLORENCE2_TASKS
+        if self.prompt is not None and self.model_family == "florence2" and self.prompt not in tasks:
+            raise ValueError(f"Florence-2's prompt is a captioning task token, one of {', '.join(tasks)}")
         if self.batch_size > 10 and self.max_batching_window_s == 0:
             raise ValueError("batch_size above 10 needs max_batching_window_s >= 1 (an SQS event source rule)")
         if self.reserved_concurrency is not None:
