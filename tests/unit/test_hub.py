@@ -23,6 +23,7 @@ def listening_port() -> Iterator[int]:
     accepter = threading.Thread(target=lambda: server.accept()[0].close(), daemon=True)
     accepter.start()
     yield server.getsockname()[1]
+    accepter.join(timeout=5)  # closing the socket under a thread still in accept() would raise in that thread
     server.close()
 
 
