@@ -163,6 +163,20 @@ def test_top_k_is_best_first_and_breaks_ties_by_position() -> None:
     assert top_k(values, 3).tolist() == [[4, 1, 2], [0, 1, 2]]
 
 
+def test_a_batch_is_decoded_in_as_few_even_chunks_as_fit() -> None:
+    from imgcaption.backends.onnx_int8 import decode_chunks
+
+    assert decode_chunks(10, 8) == [(0, 5), (5, 10)]
+    assert decode_chunks(16, 8) == [(0, 8), (8, 16)]
+    assert decode_chunks(3, 8) == [(0, 3)]
+    assert decode_chunks(0, 8) == []
+    for images in range(1, 40):
+        chunks = decode_chunks(images, 8)
+        sizes = [end - start for start, end in chunks]
+        assert chunks[0][0] == 0 and chunks[-1][1] == images and max(sizes) <= 8
+        assert max(sizes) - min(sizes) <= 1 and len(chunks) == -(-images // 8)
+
+
 def test_a_batch_larger_than_a_decode_chunk_keeps_every_row(onnx_dir: Path) -> None:
     from imgcaption.backends.onnx_int8 import DECODE_CHUNK
 
