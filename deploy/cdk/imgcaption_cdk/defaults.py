@@ -48,10 +48,10 @@ def image_target(family: Family, precision: Precision) -> ImageTarget:
 
 
 # --- function sizing (benchmark) -----------------------------------------------------------------------------
-# BENCHMARKS.md (int8 ONNX Runtime, full-size model, recorded run of round 2): 0.48-0.49 CPU-s per image at batches
-# of 4-16, peak RSS ~600 MB, cold start ~1.5 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($13.95 per
-# million images of compute, $15.2 with every request); 2,048 MB buys 0.16 vCPU that one thread cannot use ($16.2),
-# and two threads at 4,096 MB finish sooner but cost more (~$32).
+# BENCHMARKS.md (int8 ONNX Runtime, full-size model, recorded run of round 2): 0.44-0.46 CPU-s per image at batches
+# of 4-16, peak RSS ~600 MB, cold start ~1.5 s. 1,769 MB is exactly one vCPU, which one thread uses fully ($12.8 per
+# million images of compute, $14.0 with every request); 2,048 MB buys 0.16 vCPU that one thread cannot use ($14.8),
+# and two threads at 4,096 MB finish sooner but cost more.
 # Every family and precision (deploy/cdk/README.md, Memory per model family): the model's peak RSS
 # (MODEL_PEAK_RSS_MB) + BATCH_HEADROOM_MB + DECODE_BUDGET_MB, rounded up to 64 MB, and at least one full vCPU.
 MEMORY_MB: Final[dict[Family, dict[Precision, int]]] = {
@@ -68,7 +68,7 @@ RESERVED_CONCURRENCY: Final[int | None] = None  # None: share the account pool
 PROVISIONED_CONCURRENCY: Final = 0  # 0: off (no idle cost); >0 keeps warm containers on the "live" alias
 
 # --- SQS event source (benchmark) --------------------------------------------------------------------------
-BATCH_SIZE: Final = 10  # benchmark: CPU-s per image flat from batch 4 to 16 (0.484-0.490); 10 needs no window
+BATCH_SIZE: Final = 10  # benchmark: CPU-s per image within 4% from batch 4 to 16 (0.461-0.444); 10 needs no window
 MAX_BATCHING_WINDOW_S: Final = 0  # 0: invoke as soon as messages arrive
 MAX_CONCURRENCY: Final[int | None] = None  # cap on concurrent invocations from the queue (2..1000)
 MAX_RECEIVE_COUNT: Final = 5  # deliveries before a message moves to the dead-letter queue
