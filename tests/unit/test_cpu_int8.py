@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,14 @@ def test_an_unreadable_cpuinfo_is_no_flags_not_an_error(tmp_path: Path) -> None:
 
 def test_only_cpus_without_int8_dot_products_get_seven_bit_weights() -> None:
     assert [reduce_range(target) for target in ("avx2", "vnni", "arm")] == [True, False, False]
+
+
+def test_the_cpu_is_named_by_cpuinfo_s_model_name_or_else_by_the_platform(tmp_path: Path) -> None:
+    from imgcaption.backends.cpu_int8 import cpu_model_name
+
+    x86, arm = tmp_path / "x86", tmp_path / "arm"
+    x86.write_text(EPYC_AVX2)
+    arm.write_text(GRAVITON2)
+    assert cpu_model_name(x86) == "AMD EPYC"
+    assert cpu_model_name(arm) == (platform.processor() or "unknown")  # Arm's cpuinfo has no model name
+    assert cpu_model_name(tmp_path / "missing") == (platform.processor() or "unknown")

@@ -9,6 +9,7 @@ dot-product instructions accumulate in 32 bits, so artifacts meant for them keep
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -42,6 +43,17 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
         if line.startswith(("flags", "Features")):  # x86, Arm
             return {flag for flag in line.split(":", 1)[1].split() if flag in INT8_FLAGS}
     return set()
+
+
+def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's ``model name`` from ``/proc/cpuinfo`` (x86), else what :func:`platform.processor` says (Arm, macOS)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def int8_instruction_set(flags: set[str]) -> str:

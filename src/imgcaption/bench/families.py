@@ -18,7 +18,6 @@ of fp32 and int8 agree with the reference.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -242,19 +241,11 @@ def describe_cpu(threads: int) -> dict[str, Any]:
     import torch
     import transformers
 
-    from imgcaption.backends.cpu_int8 import cpu_flags, int8_instruction_set
+    from imgcaption.backends.cpu_int8 import cpu_flags, cpu_model_name, int8_instruction_set
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     flags = cpu_flags()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model_name(),
         "avx512_vnni": "avx512_vnni" in flags,
         "int8_instructions": int8_instruction_set(flags),
         "threads": threads,

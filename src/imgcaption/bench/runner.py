@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgcaption.backends.cpu_int8 import cpu_flags
+from imgcaption.backends.cpu_int8 import cpu_flags, cpu_model_name
 from imgcaption.bench.floors import Floors, measure_floors
 from imgcaption.generation import GenerationOptions
 
@@ -152,20 +152,12 @@ class BenchResult:
 def describe_machine() -> dict[str, Any]:
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu in ("", "unknown", "x86_64"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         load = os.getloadavg()
     except OSError:
         load = (0.0, 0.0, 0.0)
     return {
-        "cpu": cpu,
+        "cpu": cpu_model_name(),
         "cores": os.cpu_count(),
         "flags": sorted(cpu_flags()),
         "python": platform.python_version(),
