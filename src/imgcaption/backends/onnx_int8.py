@@ -45,6 +45,11 @@ def layer_names(prefix: str, layers: int) -> list[str]:
     return [f"{prefix}_{kind}_{index}" for index in range(layers) for kind in ("key", "value")]
 
 
+def vit_tokens(height: int, width: int, patch_size: int) -> int:
+    """The tokens a ViT encodes an image into: one per patch, and the class token."""
+    return (height // patch_size) * (width // patch_size) + 1
+
+
 def decode_chunks(images: int, largest: int) -> list[tuple[int, int]]:
     """``(start, end)`` of as few chunks of at most ``largest`` images as cover ``images``, as even as possible (10
     images in chunks of at most 8 are 5 + 5, not 8 + 2: a small last chunk reads all the weights for few rows)."""
@@ -151,7 +156,7 @@ class OnnxCaptioningModel:
         import onnxruntime as ort
 
         images, _, height, width = pixels.shape
-        patches = (height // self._patch_size) * (width // self._patch_size) + 1  # and the class token
+        patches = vit_tokens(height, width, self._patch_size)
         shape = (images, self._heads, patches, self._head_dim)
         cross = {name: np.empty(shape, dtype=np.float32) for name in layer_names("cross", self._layers)}
         binding = self._encoder.io_binding()

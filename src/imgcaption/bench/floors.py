@@ -67,13 +67,14 @@ def weight_counts(graph_path: Path) -> tuple[int, int]:
 
 def measure_floors(artifact: Path, *, repeats: int = 5, steps_per_caption: int = 15) -> Floors:
     """Time the encoder on one image and decoder steps at 4 rows, 1 thread, medians of ``repeats``."""
-    from imgcaption.backends.onnx_int8 import DECODER_FILE, ENCODER_FILE, DecoderSteps, load_onnx_artifact
+    from imgcaption.backends.base import read_provenance
+    from imgcaption.backends.onnx_int8 import DECODER_FILE, ENCODER_FILE, DecoderSteps, load_onnx_artifact, vit_tokens
 
-    provenance = json.loads((artifact / "imgcaption-model.json").read_text())
+    provenance = read_provenance(artifact)
     model: Any = load_onnx_artifact(artifact, provenance, str(artifact), None, threads=1).model
     config = json.loads((artifact / "config.json").read_text())["encoder"]
     size, patch = int(config["image_size"]), int(config["patch_size"])
-    tokens = (size // patch) ** 2 + 1
+    tokens = vit_tokens(size, size, patch)
     pixels = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
 
     encoder_seconds, cross = [], model._encode(pixels)
